@@ -1,0 +1,343 @@
+"""`GenerativeModel`: the contract every family keeps.
+
+A family model is a `keras.Model` that trains with plain `fit`, samples to
+numpy, saves as `.keras` and exports pure-TensorFlow functions for TF Serving
+and TF Lite. This module holds what all families share: the seed handling, the
+loss trackers, the distribution- and mixed-precision-aware update, and the
+dataset preparation that `fit` is fed with.
+"""
+
+import numbers
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+MAX_SEED = 2**31 - 1
+
+
+def num_replicas_in_sync():
+    """Returns the number of replicas the current replica context spans.
+
+    Returns:
+        An int: 1 outside a `tf.distribute` strategy, the strategy's replica
+        count inside one.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None:  # Cross-replica context: the strategy is in scope.
+        return tf.distribute.get_strategy().num_replicas_in_sync
+    return context.num_replicas_in_sync
+
+
+def check_positive_int(value, name):
+    """Validates that `value` is a positive Python or numpy integer.
+
+    Args:
+        value: The value to check.
+        name: The argument name used in the error message.
+
+    Returns:
+        `value` as a Python int.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(
+            f"`{name}` must be a positive integer. Received: {name}={value!r}"
+        )
+    if value < 1:
+        raise ValueError(
+            f"`{name}` must be a positive integer. Received: {name}={value}"
+        )
+    return int(value)
+
+
+class GenerativeModel(keras.Model):
+    """Base class of every family model.
+
+    Subclasses implement:
+
+    - `call` (deterministic forward pass) so the model builds symbolically,
+    - `compute_losses(data, training)` returning a dict of scalar losses whose
+      `"loss"` entry is minimised by the default `train_step`,
+    - `sample(num_samples, seed=None, **conditioning)` returning numpy,
+    - `serving_endpoints()`, `tflite_endpoints(batch_size)` and
+      `signature_examples(batch_size)` for `keras_genmodels.export`,
+    - `evaluation_metrics(dataset)` for the command's `evaluate`.
+
+    Families with several optimizers (the GAN) override `train_step` and use
+    `scaled_loss` and `apply_gradients` so they stay right under a
+    `tf.distribute` strategy and a mixed-precision policy.
+
+    Args:
+        seed: Optional int seeding the model's `keras.random.SeedGenerator`,
+            from which training noise and unseeded `sample` calls draw.
+        **kwargs: Passed to `keras.Model` (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    model = keras_genmodels.build("vae", "reference")
+    model.fit(images, epochs=1)
+    images = model.sample(16, seed=0)
+    ```
+    """
+
+    #: What `sample` returns: "image", "points", "text" or "sequence".
+    data_kind = "image"
+    #: Largest absolute difference allowed between a TF Lite signature and the
+    #: same signature run by TensorFlow.
+    tflite_tolerance = 1e-4
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if seed is not None and (
+            isinstance(seed, bool)
+            or not isinstance(seed, numbers.Integral)
+            or not 0 <= seed <= MAX_SEED
+        ):
+            raise ValueError(
+                "`seed` must be None or an int in [0, 2**31 - 1]. "
+                f"Received: seed={seed!r}"
+            )
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self._loss_trackers = {}
+
+    # ------------------------------------------------------------------
+    # Loss trackers.
+    # ------------------------------------------------------------------
+    def add_loss_trackers(self, *names):
+        """Creates one `keras.metrics.Mean` tracker per name.
+
+        Args:
+            *names: Tracker names, shown by the progress bar and `History`.
+        """
+        for name in names:
+            self._loss_trackers[name] = keras.metrics.Mean(name=name)
+
+    @property
+    def metrics(self):
+        return list(self._loss_trackers.values())
+
+    def update_trackers(self, values):
+        """Updates the trackers named in `values` and returns all results.
+
+        Args:
+            values: Dict of tracker name to a scalar tensor.
+
+        Returns:
+            Dict of tracker name to its running mean.
+        """
+        for name, value in values.items():
+            if name in self._loss_trackers:
+                self._loss_trackers[name].update_state(value)
+        return {m.name: m.result() for m in self.metrics}
+
+    # ------------------------------------------------------------------
+    # Training.
+    # ------------------------------------------------------------------
+    def compute_losses(self, data, training=False):
+        """Returns a dict of scalar losses for one batch; `"loss"` is minimised.
+
+        Args:
+            data: One batch as yielded by the dataset.
+            training: Whether the call is part of a training step.
+
+        Returns:
+            Dict of name to scalar float32 tensor.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `compute_losses`."
+        )
+
+    def scaled_loss(self, loss, optimizer):
+        """Scales a per-replica mean loss for `tape.gradient`.
+
+        The loss is divided by the number of replicas so that the gradients
+        summed across replicas equal the gradient of the global-batch mean,
+        then multiplied by the optimizer's loss scale (a no-op unless the
+        optimizer is a `keras.optimizers.LossScaleOptimizer`). Call it inside
+        the tape.
+
+        Args:
+            loss: Scalar mean loss over this replica's batch.
+            optimizer: The optimizer that will apply the gradients.
+
+        Returns:
+            The scaled scalar loss.
+        """
+        loss = tf.cast(loss, "float32") / num_replicas_in_sync()
+        return optimizer.scale_loss(loss)
+
+    def apply_gradients(self, tape, loss, variables, optimizer):
+        """Differentiates a `scaled_loss` and applies the update.
+
+        Args:
+            tape: The `tf.GradientTape` that recorded `loss`.
+            loss: The output of `scaled_loss`.
+            variables: The variables to update.
+            optimizer: The optimizer applying the update; it unscales
+                mixed-precision gradients itself.
+        """
+        gradients = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(gradients, variables))
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            losses = self.compute_losses(data, training=True)
+            loss = self.scaled_loss(losses["loss"], self.optimizer)
+        self.apply_gradients(tape, loss, self.trainable_variables, self.optimizer)
+        self.after_train_step()
+        return self.update_trackers(losses)
+
+    def test_step(self, data):
+        return self.update_trackers(self.compute_losses(data, training=False))
+
+    def after_train_step(self):
+        """Hook run after each update (e.g. an EMA of the weights)."""
+
+    # ------------------------------------------------------------------
+    # Data.
+    # ------------------------------------------------------------------
+    def prepare_dataset(
+        self, dataset, batch_size, shuffle=True, drop_remainder=False
+    ):
+        """Turns an unbatched `keras_genmodels.data.load` dataset into batches.
+
+        The default keeps the features only (labels are dropped unless the
+        family overrides this), then caches, shuffles, batches and prefetches.
+
+        Args:
+            dataset: Unbatched `tf.data.Dataset` of features or
+                (features, label) pairs.
+            batch_size: Positive int.
+            shuffle: Whether to shuffle each epoch.
+            drop_remainder: Whether to drop the last partial batch (needed
+                where shapes must be static).
+
+        Returns:
+            A batched, prefetched `tf.data.Dataset`.
+        """
+        batch_size = check_positive_int(batch_size, "batch_size")
+        if isinstance(dataset.element_spec, tuple):
+            dataset = dataset.map(
+                lambda x, *_: x, num_parallel_calls=tf.data.AUTOTUNE
+            )
+        return batch_pipeline(dataset, batch_size, shuffle, drop_remainder)
+
+    # ------------------------------------------------------------------
+    # Sampling and seeds.
+    # ------------------------------------------------------------------
+    def resolve_seed(self, seed):
+        """Turns a user seed into the int32 `[2]` tensor stateless ops take.
+
+        Args:
+            seed: `None` (draw from the model's `SeedGenerator`), a
+                non-negative int, or a pair of non-negative ints.
+
+        Returns:
+            An int32 tensor of shape `[2]`.
+        """
+        if seed is None:
+            return keras.random.randint(
+                (2,), 0, MAX_SEED, dtype="int32", seed=self.seed_generator
+            )
+        if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+            pair = [int(seed), 0]
+        elif isinstance(seed, (tf.Tensor, np.ndarray, list, tuple)):
+            pair = [int(s) for s in np.asarray(seed).reshape(-1)]
+        else:
+            pair = None
+        if pair is None or len(pair) != 2 or not all(
+            0 <= s <= MAX_SEED for s in pair
+        ):
+            raise ValueError(
+                "`seed` must be None, an int in [0, 2**31 - 1] or a pair of "
+                f"such ints. Received: seed={seed!r}"
+            )
+        return tf.constant(pair, dtype=tf.int32)
+
+    def sample(self, num_samples, seed=None, **conditioning):
+        """Draws samples from the model.
+
+        Args:
+            num_samples: Positive int.
+            seed: `None`, an int, or a pair of ints (see `resolve_seed`). The
+                same seed gives the same samples, here and in the exported
+                `sample` signature.
+            **conditioning: Family-specific conditioning (e.g. `labels`).
+
+        Returns:
+            A numpy array of samples.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement `sample`.")
+
+    # ------------------------------------------------------------------
+    # Export and evaluation.
+    # ------------------------------------------------------------------
+    def serving_endpoints(self):
+        """Returns `{name: tf.function}` with input signatures for TF Serving.
+
+        Each function returns a dict of named tensors, takes randomness as an
+        int32 `seed` of shape `[2]` and uses only TensorFlow ops.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `serving_endpoints`."
+        )
+
+    def tflite_endpoints(self, batch_size=1):
+        """Returns `{name: tf.function}` with static shapes for TF Lite.
+
+        Every name is also a `serving_endpoints` name with the same meaning,
+        so the TF Lite file can be checked against the SavedModel.
+
+        Args:
+            batch_size: The static batch dimension.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `tflite_endpoints`."
+        )
+
+    def signature_examples(self, batch_size=1):
+        """Returns `{name: {argument: numpy array}}` for every endpoint.
+
+        Inputs of TF Lite endpoints have `batch_size` rows so they fit the
+        static shapes. Used to verify exports.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `signature_examples`."
+        )
+
+    def evaluation_metrics(self, dataset, **kwargs):
+        """Returns a dict of held-out figures (floats) for `dataset`.
+
+        Args:
+            dataset: Unbatched test-split dataset from `keras_genmodels.data`.
+            **kwargs: Family-specific options.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `evaluation_metrics`."
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"seed": self.seed})
+        return config
+
+
+def batch_pipeline(dataset, batch_size, shuffle=True, drop_remainder=False):
+    """Caches, shuffles, batches and prefetches an unbatched dataset.
+
+    Args:
+        dataset: Unbatched `tf.data.Dataset`.
+        batch_size: Positive int.
+        shuffle: Whether to reshuffle each epoch (buffer of 10,000 elements).
+        drop_remainder: Whether to drop the last partial batch.
+
+    Returns:
+        The batched `tf.data.Dataset`.
+    """
+    dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(10_000, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    return dataset.prefetch(tf.data.AUTOTUNE)
