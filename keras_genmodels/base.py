@@ -83,6 +83,10 @@ class GenerativeModel(keras.Model):
 
     #: What `sample` returns: "image", "points", "text" or "sequence".
     data_kind = "image"
+    #: Whether `prepare_dataset` needs `(features, label)` pairs, i.e. whether
+    #: the command loads the data set `with_labels=True` (class-conditional
+    #: models).
+    uses_labels = False
     #: Largest absolute difference allowed between a TF Lite signature and the
     #: same signature run by TensorFlow.
     tflite_tolerance = 1e-4
