@@ -316,7 +316,9 @@ class GenerativeModel(keras.Model):
 
         Args:
             dataset: Unbatched test-split dataset from `keras_genmodels.data`.
-            **kwargs: Family-specific options.
+            **kwargs: Family-specific options; the command passes
+                `dataset_name` (the data set's name) to every family, and
+                families that do not need it ignore it.
         """
         raise NotImplementedError(
             f"{type(self).__name__} must implement `evaluation_metrics`."

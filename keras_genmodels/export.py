@@ -144,7 +144,7 @@ _VERIFY_SCRIPT = r"""
 import json, sys
 import numpy as np
 import tensorflow as tf
-path, inputs_file, outputs_file = sys.argv[1:4]
+path, inputs_file, outputs_file, require_all = sys.argv[1:5]
 loaded = tf.saved_model.load(path)
 inputs = np.load(inputs_file)
 requests = {}
@@ -152,7 +152,7 @@ for key in inputs.files:
     signature, argument = key.split("/", 1)
     requests.setdefault(signature, {})[argument] = inputs[key]
 missing = sorted(set(loaded.signatures) - set(requests) - {"serving_default"})
-if missing:
+if missing and require_all == "1":
     sys.exit("no example inputs for signatures: " + ", ".join(missing))
 outputs, repeatable = {}, {}
 for signature, arguments in requests.items():
@@ -186,7 +186,7 @@ def _unflatten(arrays):
     return nested
 
 
-def verify_savedmodel(path, requests, timeout=300):
+def verify_savedmodel(path, requests, require_all=True, timeout=300):
     """Calls every signature of a SavedModel in a fresh TensorFlow-only process.
 
     The child process imports numpy and TensorFlow only and calls each
@@ -199,6 +199,8 @@ def verify_savedmodel(path, requests, timeout=300):
         requests: `{signature: {argument: array}}`, e.g. from
             `model.signature_examples()`. Signatures absent from the
             SavedModel are skipped.
+        require_all: Whether every signature of the SavedModel must have
+            inputs in `requests` (and so be called).
         timeout: Seconds before the child process is killed.
 
     Returns:
@@ -212,7 +214,10 @@ def verify_savedmodel(path, requests, timeout=300):
         np.savez(inputs_file, **_flatten(requests))
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         proc = subprocess.run(
-            [sys.executable, "-c", _VERIFY_SCRIPT, path, inputs_file, outputs_file],
+            [
+                sys.executable, "-c", _VERIFY_SCRIPT,
+                path, inputs_file, outputs_file, "1" if require_all else "0",
+            ],
             capture_output=True,
             text=True,
             timeout=timeout,

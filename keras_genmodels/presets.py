@@ -53,6 +53,18 @@ def _family_module(family):
     return importlib.import_module(FAMILY_MODULES[family])
 
 
+def import_family(family):
+    """Imports a family's modules, registering its classes for `.keras` loading.
+
+    Args:
+        family: One of `vae`, `gan`, `ar`, `flow`, `diffusion`.
+
+    Returns:
+        The family's presets module.
+    """
+    return _family_module(family)
+
+
 def get_preset(family, preset=None):
     """Looks up a preset.
 

@@ -92,7 +92,7 @@ def load_mnist(name, split, with_labels):
     try:
         x, y = _keras_dataset(keras.datasets.mnist, split)
     except Exception as error:  # Offline or a broken cache.
-        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
         print(
             f"keras_genmodels: warning: could not download MNIST ({reason}); "
             "using the 5,000 bundled digits of mnist-5k instead.",
@@ -146,6 +146,16 @@ def load_tfds(name, split, with_labels):
     return dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def _image_size(path):
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:  # Reads the header only.
+            return image.size
+    except OSError as error:
+        raise DataError(f"Cannot read image {path}: {error}.") from None
+
+
 def _read_image(path):
     from PIL import Image
 
@@ -177,14 +187,14 @@ def load_directory(name, split, with_labels):
     selected = [p for i, p in enumerate(paths) if (i % 10 == 9) == (split == "test")]
     if not selected:
         raise DataError(f"{name!r}: the {split} split is empty ({len(paths)} images).")
-    images = [_read_image(p) for p in selected]
-    first = images[0].shape
-    for path, image in zip(selected, images):
-        if image.shape != first:
+    sizes = [_image_size(p) for p in paths]
+    for path, size in zip(paths, sizes):
+        if size != sizes[0]:
             raise DataError(
-                f"Images under {name!r} must share one shape: {selected[0]} is "
-                f"{first}, {path} is {image.shape}."
+                f"Images under {name!r} must share one size: {paths[0]} is "
+                f"{sizes[0][0]}x{sizes[0][1]}, {path} is {size[0]}x{size[1]}."
             )
+    images = [_read_image(p) for p in selected]
     classes = sorted({os.path.relpath(os.path.dirname(p), name) for p in paths})
     labels = [classes.index(os.path.relpath(os.path.dirname(p), name)) for p in selected]
     return _dataset(to_images(np.stack(images), name), labels, with_labels, name)

@@ -12,6 +12,7 @@ every machine.
 """
 
 import dataclasses
+import math
 
 import numpy as np
 import tensorflow as tf
@@ -20,7 +21,6 @@ from keras_genmodels.data.errors import DataError, parse_parameters
 
 PARAMETERS = {"sigma": float, "num": int, "noise": float}
 DEFAULT_NUM = {"train": 20_000, "test": 5_000}
-_MOON_ARC_POINTS = 4_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,12 +72,14 @@ class Toy2D:
     def log_prob(self, points):
         """The true log-density at `points` (`(N, 2)`), float64 numpy.
 
-        For `moons` the arcs are discretised into 4,000 points each, which is
-        exact to well below 1e-3 nats for `sigma >= 0.01`.
+        For `moons` the uniform position along each arc is integrated with the
+        midpoint rule at a spacing of at most `sigma / 4`; a Gaussian summed
+        at that spacing matches its integral to far below 1e-6 relative.
         """
         points = np.asarray(points, dtype="float64")
         if self.name == "moons":
-            t = (np.arange(_MOON_ARC_POINTS) + 0.5) / _MOON_ARC_POINTS
+            num = max(64, math.ceil(4 * math.pi / self.sigma))
+            t = (np.arange(num) + 0.5) / num
             centers = np.concatenate(self._moon_arcs(t))
         else:
             centers = self.centers

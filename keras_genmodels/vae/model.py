@@ -244,13 +244,16 @@ class VAE(GenerativeModel):
         iwae = tf.reduce_logsumexp(log_w, 0) - math.log(k)
         return elbo.numpy(), iwae.numpy()
 
-    def evaluation_metrics(self, dataset, num_importance_samples=100, batch_size=100):
+    def evaluation_metrics(
+        self, dataset, num_importance_samples=100, batch_size=100, **kwargs
+    ):
         """Test negative ELBO and IWAE NLL in nats per image.
 
         Args:
             dataset: Unbatched dataset of images (labels are ignored).
             num_importance_samples: k of the IWAE bound.
             batch_size: Images per decoder batch (times k latents).
+            **kwargs: Ignored (other families use e.g. `dataset_name`).
 
         Returns:
             `{"negative_elbo": float, "iwae_nll": float, "num_images": int}`.
