@@ -235,7 +235,8 @@ def cmd_train(args, callbacks=()):
         print(f"Resuming the interrupted run in {out}.")
     for name in ("batch_size", "epochs"):
         if run[name] is not None and run[name] < 1:
-            raise CommandError(f"--{name.replace('_', '-')} must be positive. Received: {run[name]}")
+            flag = "--" + name.replace("_", "-")
+            raise CommandError(f"{flag} must be positive. Received: {run[name]}")
 
     keras.utils.set_random_seed(args.seed)
     train = data.load(run["dataset"], "train")
