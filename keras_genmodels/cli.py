@@ -169,12 +169,35 @@ def _reference_points(model, dataset, limit=2_000):
     return np.stack([p[0] if isinstance(p, tuple) else p for p in points])
 
 
+DIGIT_DATASETS = ("mnist", "mnist-5k")
+
+
+def _digit_figures(model, test, dataset_name, num_images=1_000):
+    """Classifier-FID, precision and recall for models of MNIST digits."""
+    import numpy as np
+
+    from keras_genmodels.evaluation import classifier_fid
+
+    if model.data_kind != "image" or dataset_name not in DIGIT_DATASETS:
+        return {}
+    reference = [x[0] if isinstance(x, tuple) else x for x in test.take(num_images)]
+    reference = np.stack([np.asarray(x) for x in reference])
+    if reference.shape[1:] != classifier_fid.IMAGE_SHAPE:
+        return {}
+    generated = model.sample(len(reference), seed=0)
+    return {
+        "classifier_fid": classifier_fid.digit_scores(generated, reference),
+        "classifier_fid_floor": classifier_fid.digit_floor(),
+    }
+
+
 def _evaluate(model, run):
     from keras_genmodels import data
 
     test = data.load(run["dataset"], "test", with_labels=model.uses_labels)
     start = time.perf_counter()
     figures = model.evaluation_metrics(test, dataset_name=run["dataset"])
+    figures.update(_digit_figures(model, test, run["dataset"]))
     figures["evaluation_seconds"] = round(time.perf_counter() - start, 2)
     return figures
 

@@ -31,6 +31,9 @@ def test_train_writes_every_file(vae_run):
     assert metrics["parameters"] == 404_244
     assert metrics["test"]["num_images"] == 1_000
     assert metrics["test"]["iwae_nll"] <= metrics["test"]["negative_elbo"]
+    fid, floor = metrics["test"]["classifier_fid"], metrics["test"]["classifier_fid_floor"]
+    assert fid["fid"] > floor["fid"] > 0  # One epoch is far from real digits.
+    assert 0.0 <= fid["precision"] <= 1.0 and 0.0 <= fid["recall"] <= 1.0
     with open(os.path.join(vae_run, "history.csv")) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1 and float(rows[0]["loss"]) > 0
