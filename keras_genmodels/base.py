@@ -172,6 +172,38 @@ class GenerativeModel(keras.Model):
         loss = tf.cast(loss, "float32") / num_replicas_in_sync()
         return optimizer.scale_loss(loss)
 
+    def batch_noise(self, shape, dtype="float32"):
+        """Standard normal noise for this replica's share of the global batch.
+
+        The noise of the whole global batch is drawn from one seed taken from
+        the model's `SeedGenerator` and each replica keeps its own rows, so a
+        step under a `tf.distribute` strategy sees exactly the noise the same
+        step sees on one device with the same global batch (and therefore
+        reaches the same weights).
+
+        Args:
+            shape: Shape of this replica's noise; the first axis is the
+                per-replica batch.
+            dtype: Float dtype of the result.
+
+        Returns:
+            A tensor of `shape`.
+        """
+        shape = tf.convert_to_tensor(shape, tf.int32)
+        replicas = num_replicas_in_sync()
+        seed = keras.random.randint(
+            (2,), 0, MAX_SEED, dtype="int32", seed=self.seed_generator
+        )
+        if replicas == 1:
+            return tf.random.stateless_normal(shape, seed, dtype=dtype)
+        local = shape[0]
+        noise = tf.random.stateless_normal(
+            tf.concat([[local * replicas], shape[1:]], 0), seed, dtype=dtype
+        )
+        context = tf.distribute.get_replica_context()
+        replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
+        return noise[replica * local : (replica + 1) * local]
+
     def apply_gradients(self, tape, loss, variables, optimizer):
         """Differentiates a `scaled_loss` and applies the update.
 

@@ -62,6 +62,22 @@ def _parser():
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--out", default=None, help="run directory (default runs/FAMILY)")
     train.add_argument(
+        "--strategy", default="default", choices=["default", "mirrored"],
+        help="tf.distribute strategy: one device, or every local device mirrored",
+    )
+    train.add_argument(
+        "--mixed-precision", default="off", choices=["off", "mixed_float16", "mixed_bfloat16"],
+        help="Keras dtype policy for the layers",
+    )
+    train.add_argument(
+        "--jit-compile", default="auto", choices=["auto", "on", "off"],
+        help="XLA-compile the train step (auto: the model's default)",
+    )
+    train.add_argument(
+        "--steps-per-execution", type=int, default=1,
+        help="batches per compiled call (default 1)",
+    )
+    train.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -227,7 +243,7 @@ def cmd_list(args):
 def cmd_train(args, callbacks=()):
     import keras
 
-    from keras_genmodels import data, presets
+    from keras_genmodels import data, distribute, presets
 
     preset_name, spec = presets.get_preset(args.family, args.preset)
     out = args.out or os.path.join("runs", args.family)
@@ -267,7 +283,18 @@ def cmd_train(args, callbacks=()):
     if spec.data_shape_argument:
         overrides.setdefault(spec.data_shape_argument, tuple(train.element_spec.shape))
     overrides.setdefault("seed", args.seed)
-    model = presets.build(args.family, preset_name, **overrides)
+    if args.steps_per_execution > 1 and args.strategy != "default":
+        # Keras 3.15's multi-step train function fails under MirroredStrategy
+        # ("You must feed a value for placeholder tensor"), plain models too.
+        raise CommandError("--steps-per-execution > 1 needs --strategy default.")
+    policy = keras.mixed_precision.global_policy()
+    distribute.set_precision(args.mixed_precision)
+    try:
+        with distribute.make_strategy(args.strategy).scope():
+            model = presets.build(args.family, preset_name, **overrides)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    distribute.configure_compilation(model, args.jit_compile, args.steps_per_execution)
     if model.uses_labels:
         train = data.load(run["dataset"], "train", with_labels=True)
     batches = model.prepare_dataset(train, run["batch_size"])
@@ -376,6 +403,8 @@ def main(argv=None):
             raise
         message = " ".join(str(error).split()) or type(error).__name__
         if not isinstance(error, (CommandError, ValueError, OSError)):
+            if len(message) > 300:
+                message = message[:300] + "..."
             message = f"{type(error).__name__}: {message} (--debug shows the traceback)"
         print(f"keras-genmodels: error: {message}", file=sys.stderr)
         return 2

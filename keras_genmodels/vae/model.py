@@ -144,7 +144,7 @@ class VAE(GenerativeModel):
         z_mean, z_log_var = self.encoder(images, training=training)
         z_mean = tf.cast(z_mean, "float32")
         z_log_var = tf.cast(z_log_var, "float32")
-        eps = keras.random.normal(tf.shape(z_mean), seed=self.seed_generator)
+        eps = self.batch_noise(tf.shape(z_mean))
         z = z_mean + tf.exp(0.5 * z_log_var) * eps
         probabilities = self.decoder(z, training=training)
         reconstruction = -tf.reduce_mean(
