@@ -22,8 +22,9 @@ def make_strategy(name="default"):
 
     Args:
         name: `"default"` (one device), `"mirrored"` (every local GPU, or
-            every logical CPU device when there is no GPU) or `"multi-worker"` (`MultiWorkerMirroredStrategy`, which
-            reads the cluster from the `TF_CONFIG` environment variable).
+            every logical CPU device when there is no GPU) or
+            `"multi-worker"` (`MultiWorkerMirroredStrategy`, which reads the
+            cluster from the `TF_CONFIG` environment variable).
 
     Returns:
         A `tf.distribute.Strategy`.

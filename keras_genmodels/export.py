@@ -206,6 +206,7 @@ def verify_savedmodel(path, requests, require_all=True, timeout=300):
     Returns:
         `{signature: {output name: numpy array}}`.
     """
+    path = os.path.abspath(path)
     loaded_names = _signature_names(path)
     requests = {k: v for k, v in requests.items() if k in loaded_names}
     with tempfile.TemporaryDirectory() as tmp:
