@@ -1,0 +1,205 @@
+"""TransformerLM: parameters, training, cached generation, saving and exports."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_genmodels import build, export
+from keras_genmodels.autoregressive import tokenizer
+from keras_genmodels.autoregressive.transformer import TransformerLM
+
+TEXT = "def add(a, b):\n    return a + b\n\n" * 40
+CONFIG = {"context_length": 16, "d_model": 16, "num_heads": 2, "num_layers": 2}
+
+
+def _param_count(vocab, context, d, layers, ratio=4):
+    block = 4 * d + (3 * d * d + 3 * d) + (d * d + d) + (ratio * d * d + ratio * d)
+    block += ratio * d * d + d
+    return vocab * d + context * d + layers * block + 2 * d + d * vocab + vocab
+
+
+@pytest.fixture(scope="module")
+def trained():
+    keras.utils.set_random_seed(0)
+    model = TransformerLM(seed=0, **CONFIG)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    dataset = model.prepare_dataset(tokenizer.encode(TEXT), 16)
+    before = model.evaluate(dataset, verbose=0, return_dict=True)["loss"]
+    history = model.fit(dataset, epochs=10, verbose=0)
+    return model, before, history.history["loss"]
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    model = trained[0]
+    report = export.export_and_verify(model, str(tmp_path_factory.mktemp("sm")), name="lm")
+    return model, report
+
+
+def test_parameter_counts():
+    model = TransformerLM(**CONFIG)
+    assert model.count_params() == _param_count(256, 16, 16, 2) == 15_296
+    assert build("ar", "transformer-small").count_params() == 875_520
+    assert _param_count(256, 512, 512, 8) == 25_744_640
+
+
+def test_loss_falls(trained):
+    _, before, losses = trained
+    assert losses[-1] < 0.5 * before
+    assert losses[-1] < losses[0]
+
+
+def test_dataset_windows():
+    model = TransformerLM(**CONFIG)
+    ids = np.arange(100, dtype="int32") % 256
+    batches = list(model.prepare_dataset(ids, 4, shuffle=False))
+    x, y = batches[0]
+    assert x.shape == (4, 16) and y.shape == (4, 16)
+    np.testing.assert_array_equal(x.numpy()[:, 1:], y.numpy()[:, :-1])
+    np.testing.assert_array_equal(x.numpy()[1], ids[16:32])
+    assert sum(len(b[0]) for b in batches) == (100 - 17) // 16 + 1
+    with pytest.raises(ValueError, match="context_length \\+ 1 = 17"):
+        model.prepare_dataset(ids[:10], 4)
+
+
+def test_cached_steps_match_the_full_pass(trained):
+    model = trained[0]
+    tokens = tf.constant(tokenizer.encode(TEXT[:16])[None])
+    full = model(tokens).numpy()
+    logits, caches = model._prefill(tokens[:, :4])
+    np.testing.assert_allclose(logits.numpy(), full[:, 3], atol=1e-5)
+    for position in range(4, 16):
+        logits, caches = model._step(tokens[:, position], caches, tf.constant(position))
+        np.testing.assert_allclose(logits.numpy(), full[:, position], atol=1e-5)
+
+
+def test_cached_generation_equals_recomputation(trained):
+    model = trained[0]
+    prompt = tokenizer.encode("def ")[None]
+    for kwargs in ({"temperature": 0.0}, {"temperature": 1.0, "seed": 5, "top_k": 5}):
+        cached = model.generate_tokens(prompt, 12, **kwargs)
+        naive = model.generate_tokens(prompt, 12, use_cache=False, **kwargs)
+        np.testing.assert_array_equal(cached, naive)
+
+
+def test_generation_is_learned_seeded_and_compiled_once(trained):
+    model = trained[0]
+    greedy = model.generate("def add(a, b):\n", max_new_tokens=15, temperature=0.0)
+    assert greedy == model.generate("def add(a, b):\n", max_new_tokens=15, temperature=0.0)
+    assert len(greedy) == 15 and greedy.startswith(" ")
+    a = model.generate("def", 40, temperature=1.0, top_p=0.9, seed=3)
+    assert a == model.generate("def", 40, temperature=1.0, top_p=0.9, seed=3)
+    assert a != model.generate("def", 40, temperature=1.0, top_p=0.9, seed=4)
+    # Longer than the context: the cache is refilled from the last half.
+    long = model.generate("", 50, temperature=0.5, seed=1)
+    assert len(long.encode("utf-8", errors="replace")) >= 40
+    samples = model.sample(3, seed=2, max_new_tokens=20)
+    assert len(samples) == 3 and all(isinstance(s, str) for s in samples)
+    assert samples == model.sample(3, seed=2, max_new_tokens=20)
+    assert model._generate_fn.experimental_get_tracing_count() == 1
+
+
+def test_bits_per_char_and_metrics(trained):
+    model = trained[0]
+    bpc = model.bits_per_char(TEXT[:200])
+    assert bpc == pytest.approx(float(model._bits_per_char(tf.constant(TEXT[:200]))), rel=1e-5)
+    assert bpc < 2.0  # The repeated snippet is learned.
+    metrics = model.evaluation_metrics(
+        tf.data.Dataset.from_tensor_slices(tokenizer.encode(TEXT[:300]))
+    )
+    assert metrics["num_chars"] == 300 and metrics["bits_per_char"] < 2.0
+    json.dumps(metrics)
+
+
+def test_frames_score_every_byte_once():
+    model = TransformerLM(**CONFIG)
+    for n in (1, 7, 15, 16, 17, 40, 100):
+        _, mask = model._frames(tf.range(n))
+        assert int(tf.reduce_sum(mask)) == n
+
+
+def test_keras_round_trip(trained, tmp_path):
+    model = trained[0]
+    path = str(tmp_path / "lm.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    tokens = tokenizer.encode(TEXT[:16])[None]
+    np.testing.assert_array_equal(loaded(tokens).numpy(), model(tokens).numpy())
+    assert loaded.generate("def", 20, seed=7) == model.generate("def", 20, seed=7)
+    assert loaded.get_config() == model.get_config()
+
+
+def test_export_signatures_and_tflite(exported):
+    _, report = exported
+    assert report["signatures"] == ["generate", "next_token_logits", "score"]
+    assert report["tflite_max_abs_diff"]["next_token_logits"] < 1e-3
+
+
+def test_savedmodel_generate_matches_python(exported):
+    model, report = exported
+    loaded = tf.saved_model.load(report["savedmodel"])
+    request = {
+        "prompt": "def add",
+        "max_new_tokens": np.int32(20),
+        "temperature": np.float32(0.8),
+        "top_k": np.int32(10),
+        "seed": np.array([4, 2], np.int32),
+    }
+    reply = export.run_predict_request(
+        loaded, export.predict_request("lm", "generate", request)
+    )
+    text = np.asarray(reply["text"]).item().decode("utf-8")
+    assert text == model.generate("def add", 20, temperature=0.8, top_k=10, seed=[4, 2])
+    body = json.loads(export.rest_request_body("generate", request))
+    assert body["inputs"]["prompt"] == "def add" and body["inputs"]["seed"] == [4, 2]
+    score = loaded.signatures["score"](text=tf.constant(TEXT[:100]))["bits_per_char"]
+    assert float(score) == pytest.approx(model.bits_per_char(TEXT[:100]), rel=1e-4)
+
+
+def test_tflite_greedy_generation_matches_generate(exported):
+    model, report = exported
+    prompt = tokenizer.encode("def add(a")
+    window = np.zeros((1, model.context_length), np.int32)
+    window[0, : len(prompt)] = prompt
+    length = len(prompt)
+    new = []
+    for _ in range(model.context_length - len(prompt)):
+        logits = export.run_tflite(
+            report["tflite"], "next_token_logits",
+            {"tokens": window, "length": np.array([length], np.int32)},
+        )["logits"]
+        token = int(np.argmax(logits[0]))
+        new.append(token)
+        window[0, length] = token
+        length += 1
+    expected = model.generate("def add(a", max_new_tokens=len(new), temperature=0.0)
+    assert tokenizer.decode(new) == expected
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"d_model": 10, "num_heads": 3}, "divisible by `num_heads`"),
+        ({"context_length": 1}, "context_length"),
+        ({"vocab_size": 300}, "at most 256"),
+        ({"dropout": 1.0}, "dropout"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TransformerLM(**{**CONFIG, **kwargs})
+
+
+def test_bad_generation_arguments(trained):
+    model = trained[0]
+    with pytest.raises(ValueError, match="prompt"):
+        model.generate(b"bytes")
+    with pytest.raises(ValueError, match="temperature"):
+        model.generate("a", 5, temperature=-1.0)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        model.generate("a", 0)
+    with pytest.raises(ValueError, match="must fit"):
+        model.generate_tokens(np.ones((1, 10), "int32"), 10, use_cache=False)
