@@ -1,0 +1,6 @@
+"""Normalizing flows: RealNVP over TensorFlow Probability bijectors."""
+
+from keras_genmodels.flow.networks import CouplingNetwork
+from keras_genmodels.flow.realnvp import RealNVP
+
+__all__ = ["CouplingNetwork", "RealNVP"]
