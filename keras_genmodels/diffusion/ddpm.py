@@ -1,0 +1,446 @@
+"""Denoising diffusion probabilistic models (Ho et al., 2020) with an EMA."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_genmodels.base import GenerativeModel, check_positive_int
+from keras_genmodels.diffusion.gaussian import GaussianDiffusion
+from keras_genmodels.diffusion.schedules import SCHEDULES
+from keras_genmodels.evaluation.sliced_wasserstein import sliced_wasserstein
+
+_METHODS = ("ddpm", "ddim")
+
+
+@keras.saving.register_keras_serializable(package="keras_genmodels")
+class DDPM(GenerativeModel):
+    """A DDPM: a noise-prediction network trained on the Gaussian process.
+
+    Training draws `t ~ U{0, ..., T-1}` and `eps ~ N(0, I)` per example and
+    minimises the simple loss of Ho et al. (2020):
+
+    `loss = E || eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t) ||^2`
+
+    An exponential moving average of the network's weights
+    (`ema_network`, updated after every optimizer step, saved with the model)
+    is what `sample` and the exports use. Images in `[0, 1]` are mapped to
+    `[-1, 1]` for the process and back when sampling; vectors (2-D points)
+    are used as they are.
+
+    References:
+        Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models",
+        NeurIPS 2020.
+        Song, Meng and Ermon, "Denoising Diffusion Implicit Models", ICLR 2021.
+        Nichol and Dhariwal, "Improved Denoising Diffusion Probabilistic
+        Models", ICML 2021.
+
+    Args:
+        network: Functional `keras.Model` with inputs `[x_t, t]` (`t`: int32
+            `(batch,)`) predicting the noise, shaped like `x_t`: e.g.
+            `diffusion.unet.unet()` or `diffusion.mlp.mlp_denoiser()`.
+        timesteps: T, the number of diffusion steps.
+        schedule: `"linear"` or `"cosine"`.
+        ema_decay: Decay of the weight EMA, in `[0, 1)`. The decay used at
+            optimizer step `n` is `min(ema_decay, (1 + n) / (10 + n))`, so
+            the average follows the weights closely early in training.
+        sampling_steps: Default number of reverse steps of `sample`
+            (`None`: T).
+        sampling_method: Default sampler of `sample`, `"ddpm"` or `"ddim"`.
+        clip_denoised: Whether predicted `x_0` is clipped to `[-1, 1]` while
+            sampling; `None` means yes for images, no for vectors.
+        seed: Optional int seed of the training noise.
+        **kwargs: Passed to `keras.Model`.
+
+    Call arguments:
+        inputs: `[x_t, t]`: noisy data `(batch, ...)` in the process's
+            scale and int32 timesteps `(batch,)`.
+        training: Whether the network runs in training mode.
+
+    Returns (of `call`):
+        The predicted noise of the trained (non-EMA) network.
+
+    Example:
+
+    ```python
+    from keras_genmodels.diffusion import mlp
+    model = DDPM(mlp.mlp_denoiser(data_dim=2), timesteps=1000)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(points, batch_size=256, epochs=10)
+    model.sample(2000, seed=0).shape  # (2000, 2)
+    model.sample(16, num_steps=50, method="ddim", seed=0)
+    ```
+    """
+
+    def __init__(
+        self,
+        network,
+        timesteps=1000,
+        schedule="linear",
+        ema_decay=0.999,
+        sampling_steps=None,
+        sampling_method="ddpm",
+        clip_denoised=None,
+        seed=None,
+        **kwargs,
+    ):
+        kwargs.setdefault("name", "ddpm")
+        super().__init__(seed=seed, **kwargs)
+        if not isinstance(network, keras.Model) or len(network.inputs) != 2:
+            raise ValueError(
+                "`network` must be a functional keras.Model with inputs [x_t, t]. "
+                f"Received: network={network!r}"
+            )
+        data_shape = tuple(int(d) for d in network.inputs[0].shape[1:])
+        if tuple(network.outputs[0].shape[1:]) != data_shape:
+            raise ValueError(
+                "The network must predict noise shaped like its input. Received: "
+                f"input shape {data_shape}, output shape "
+                f"{tuple(network.outputs[0].shape[1:])}"
+            )
+        if len(data_shape) not in (1, 3):
+            raise ValueError(
+                "The network's input must be vectors (batch, d) or images "
+                f"(batch, H, W, C). Received: input shape {data_shape}"
+            )
+        if schedule not in SCHEDULES:
+            raise ValueError(
+                f"`schedule` must be one of {sorted(SCHEDULES)}. "
+                f"Received: schedule={schedule!r}"
+            )
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"`ema_decay` must be in [0, 1). Received: ema_decay={ema_decay}")
+        timesteps = check_positive_int(timesteps, "timesteps")
+        if sampling_steps is not None:
+            sampling_steps = self._check_steps(sampling_steps, timesteps, "sampling_steps")
+        if sampling_method not in _METHODS:
+            raise ValueError(
+                f"`sampling_method` must be one of {_METHODS}. "
+                f"Received: sampling_method={sampling_method!r}"
+            )
+        self.network = network
+        self.ema_network = keras.models.clone_model(network)
+        self.ema_network.set_weights(network.get_weights())
+        self.ema_network.trainable = False
+        self.data_shape = data_shape
+        self.data_kind = "image" if len(data_shape) == 3 else "points"
+        self.timesteps = timesteps
+        self.schedule = schedule
+        self.ema_decay = float(ema_decay)
+        self.sampling_steps = sampling_steps
+        self.sampling_method = sampling_method
+        if clip_denoised is None:
+            clip_denoised = self.data_kind == "image"
+        self.clip_denoised = bool(clip_denoised)
+        self.process = GaussianDiffusion(
+            timesteps, schedule, clip_range=1.0 if self.clip_denoised else None
+        )
+        self.add_loss_trackers("loss")
+        self._sample_fns = {}
+        self.build(None)
+
+    @staticmethod
+    def _check_steps(num_steps, timesteps, name="num_steps"):
+        num_steps = check_positive_int(num_steps, name)
+        if num_steps > timesteps:
+            raise ValueError(
+                f"`{name}` must be at most timesteps={timesteps}. "
+                f"Received: {name}={num_steps}"
+            )
+        return num_steps
+
+    def build(self, input_shape=None):
+        # The networks are built functional models.
+        self.built = True
+
+    def call(self, inputs, training=False):
+        x_t, t = inputs
+        return self.network([x_t, t], training=training)
+
+    # ------------------------------------------------------------------
+    # Training.
+    # ------------------------------------------------------------------
+    def to_process_space(self, data):
+        """Maps data to the process's scale (images `[0, 1] -> [-1, 1]`)."""
+        data = tf.cast(data, "float32")
+        return data * 2.0 - 1.0 if self.data_kind == "image" else data
+
+    def from_process_space(self, x):
+        """Maps process-scale samples back (images to `[0, 1]`, clipped)."""
+        if self.data_kind == "image":
+            return tf.clip_by_value((x + 1.0) / 2.0, 0.0, 1.0)
+        return x
+
+    def compute_losses(self, data, training=False):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x_0 = self.to_process_space(x)
+        batch = tf.shape(x_0)[:1]
+        t = keras.random.randint(
+            batch, 0, self.timesteps, dtype="int32", seed=self.seed_generator
+        )
+        noise = keras.random.normal(tf.shape(x_0), seed=self.seed_generator)
+        return {"loss": self._noise_loss(x_0, t, noise, training)}
+
+    def _noise_loss(self, x_0, t, noise, training=False):
+        x_t = self.process.q_sample(x_0, t, noise)
+        predicted = tf.cast(self.network([x_t, t], training=training), "float32")
+        return tf.reduce_mean(tf.square(predicted - noise))
+
+    def after_train_step(self):
+        step = tf.cast(self.optimizer.iterations, "float32")
+        decay = tf.minimum(self.ema_decay, (1.0 + step) / (10.0 + step))
+        for ema_weight, weight in zip(self.ema_network.weights, self.network.weights):
+            ema_weight.assign(
+                decay * ema_weight + (1.0 - decay) * tf.cast(weight, ema_weight.dtype)
+            )
+
+    # ------------------------------------------------------------------
+    # Sampling.
+    # ------------------------------------------------------------------
+    def predict_noise(self, x_t, t):
+        """The EMA network's noise prediction, float32 (pure TF)."""
+        return tf.cast(self.ema_network([x_t, t], training=False), "float32")
+
+    def _sample_loop(self, num_samples, seed, num_steps, method, eta):
+        shape = tf.concat([tf.reshape(num_samples, [1]), self.data_shape], 0)
+        x = self.process.sample(
+            self.predict_noise, shape, seed, num_steps, method=method, eta=eta
+        )
+        return self.from_process_space(x)
+
+    def _sample_from_seed(self, num_samples, seed, num_steps=None):
+        """The serving sampler: ancestral DDPM with T steps, DDIM (eta=0) below.
+
+        Args:
+            num_samples: int32 scalar.
+            seed: int32 `[2]`.
+            num_steps: int32 scalar, clipped to `[1, T]`; `None` means T.
+
+        Returns:
+            float32 samples (images in `[0, 1]`).
+        """
+        num_samples = tf.cast(num_samples, tf.int32)
+        if num_steps is None:
+            num_steps = self.timesteps
+        num_steps = tf.clip_by_value(tf.cast(num_steps, tf.int32), 1, self.timesteps)
+        return tf.cond(
+            num_steps >= self.timesteps,
+            lambda: self._sample_loop(num_samples, seed, num_steps, "ddpm", 0.0),
+            lambda: self._sample_loop(num_samples, seed, num_steps, "ddim", 0.0),
+        )
+
+    def sample(self, num_samples, num_steps=None, method=None, eta=0.0, seed=None):
+        """Runs the reverse process with the EMA network, in one compiled loop.
+
+        The loop is a `tf.while_loop` inside a `tf.function` built once per
+        `(method, num_steps, eta)` and reused. With `method="ddpm"` and T
+        steps, or `method="ddim"`, `eta=0` and fewer steps, the result equals
+        the exported `sample` signature's for the same seed and step count.
+
+        Args:
+            num_samples: Positive int.
+            num_steps: Reverse steps in `[1, T]`; `None` uses
+                `sampling_steps` (T if that is `None`).
+            method: `"ddpm"` (ancestral; respaced when `num_steps < T`) or
+                `"ddim"`; `None` uses `sampling_method`.
+            eta: DDIM noise scale (0 is deterministic given `x_T`).
+            seed: `None`, an int or a pair of ints.
+
+        Returns:
+            numpy float32: images `(n, H, W, C)` in `[0, 1]`, or points
+            `(n, d)`.
+        """
+        num_samples = check_positive_int(num_samples, "num_samples")
+        method = self.sampling_method if method is None else method
+        if method not in _METHODS:
+            raise ValueError(
+                f"`method` must be one of {_METHODS}. Received: method={method!r}"
+            )
+        if num_steps is None:
+            num_steps = self.sampling_steps or self.timesteps
+        num_steps = self._check_steps(num_steps, self.timesteps)
+        if eta < 0:
+            raise ValueError(f"`eta` must be non-negative. Received: eta={eta}")
+        key = (method, num_steps, float(eta))
+        if key not in self._sample_fns:
+
+            def fn(n, seed, method=method, num_steps=num_steps, eta=float(eta)):
+                return self._sample_loop(n, seed, tf.constant(num_steps), method, eta)
+
+            self._sample_fns[key] = tf.function(fn)
+        seed = self.resolve_seed(seed)
+        return self._sample_fns[key](tf.constant(num_samples, tf.int32), seed).numpy()
+
+    # ------------------------------------------------------------------
+    # Evaluation.
+    # ------------------------------------------------------------------
+    def evaluation_metrics(
+        self,
+        dataset,
+        dataset_name=None,
+        num_samples=2000,
+        num_steps=None,
+        batch_size=256,
+        seed=0,
+        **kwargs,
+    ):
+        """Held-out figures: sliced Wasserstein for points, noise MSE always.
+
+        For points, `num_samples` model samples are compared with the first
+        `num_samples` test points, and the reference figure is the same
+        distance between two independent draws of data: the next
+        `num_samples` test points (or, if the split is too small, a fresh
+        draw of the named 2-D set).
+
+        Args:
+            dataset: Unbatched test-split dataset (labels are ignored).
+            dataset_name: The data set's name (used for the 2-D reference).
+            num_samples: Samples compared for points.
+            num_steps: Reverse steps of the samples (`None`: the default).
+            batch_size: Batch size of the loss evaluation.
+            seed: Int seed of the samples, timesteps and noise.
+            **kwargs: Ignored (options of other families).
+
+        Returns:
+            Dict of floats: `test_loss` (noise MSE at uniform random `t`),
+            and for points `sliced_wasserstein`, `sliced_wasserstein_data`,
+            `sliced_wasserstein_ratio`.
+        """
+        losses, count = [], 0
+        for i, batch in enumerate(self.prepare_dataset(dataset, batch_size, shuffle=False)):
+            x_0 = self.to_process_space(batch)
+            n = tf.shape(x_0)[0]
+            t = tf.random.stateless_uniform(
+                [n], [seed, 2 * i], 0, self.timesteps, dtype=tf.int32
+            )
+            noise = tf.random.stateless_normal(tf.shape(x_0), [seed, 2 * i + 1])
+            loss = self._noise_loss(x_0, t, noise)
+            losses.append(float(loss) * int(n))
+            count += int(n)
+        if count == 0:
+            raise ValueError("`dataset` is empty; nothing to evaluate.")
+        metrics = {"test_loss": sum(losses) / count, "num_examples": count}
+        if self.data_kind == "points":
+            metrics.update(
+                self._sliced_wasserstein_metrics(
+                    dataset, dataset_name, num_samples, num_steps, seed
+                )
+            )
+        return metrics
+
+    def _sliced_wasserstein_metrics(self, dataset, dataset_name, num_samples, num_steps, seed):
+        points = np.concatenate(
+            [np.asarray(b) for b in self.prepare_dataset(dataset, 4096, shuffle=False)]
+        )
+        test = points[:num_samples]
+        reference = points[num_samples : 2 * num_samples]
+        if len(reference) < num_samples and dataset_name:
+            from keras_genmodels.data import toy2d
+
+            try:
+                toy, _ = toy2d.parse(dataset_name)
+            except ValueError:
+                toy = None
+            if toy is not None:
+                reference, _ = toy.sample(num_samples, seed=seed + 1000)
+        if len(reference) < len(test):  # Fall back to two halves of the split.
+            half = len(points) // 2
+            test, reference = points[:half], points[half : 2 * half]
+        samples = self.sample(len(test), num_steps=num_steps, seed=seed)
+        model_distance = sliced_wasserstein(samples, test, seed=seed)
+        data_distance = sliced_wasserstein(reference, test, seed=seed)
+        return {
+            "sliced_wasserstein": model_distance,
+            "sliced_wasserstein_data": data_distance,
+            "sliced_wasserstein_ratio": model_distance / data_distance,
+            "num_samples": int(len(test)),
+        }
+
+    # ------------------------------------------------------------------
+    # Export.
+    # ------------------------------------------------------------------
+    def serving_endpoints(self):
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([], tf.int32, name="num_samples"),
+                tf.TensorSpec([2], tf.int32, name="seed"),
+                tf.TensorSpec([], tf.int32, name="num_steps"),
+            ]
+        )
+        def sample(num_samples, seed, num_steps):
+            return {"samples": self._sample_from_seed(num_samples, seed, num_steps)}
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, *self.data_shape], tf.float32, name="x_t"),
+                tf.TensorSpec([None], tf.int32, name="t"),
+            ]
+        )
+        def predict_noise(x_t, t):
+            return {"noise": self.predict_noise(x_t, t)}
+
+        return {
+            "sample": sample,
+            "predict_noise": predict_noise,
+            "denoise_step": self._denoise_step_endpoint(None),
+        }
+
+    def _denoise_step_endpoint(self, batch_size):
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([batch_size, *self.data_shape], tf.float32, name="x_t"),
+                tf.TensorSpec([batch_size], tf.int32, name="t"),
+                tf.TensorSpec([batch_size, *self.data_shape], tf.float32, name="noise"),
+            ]
+        )
+        def denoise_step(x_t, t, noise):
+            eps = self.predict_noise(x_t, t)
+            return {"x_prev": self.process.ddpm_step(x_t, t, eps, noise)}
+
+        return denoise_step
+
+    def tflite_endpoints(self, batch_size=1):
+        return {"denoise_step": self._denoise_step_endpoint(batch_size)}
+
+    def signature_examples(self, batch_size=1):
+        rng = np.random.default_rng(0)
+        shape = (batch_size, *self.data_shape)
+        return {
+            "sample": {
+                "num_samples": np.int32(2),
+                "seed": np.array([1, 2], np.int32),
+                "num_steps": np.int32(3),
+            },
+            "predict_noise": {
+                "x_t": rng.standard_normal(shape).astype("float32"),
+                "t": rng.integers(0, self.timesteps, batch_size).astype("int32"),
+            },
+            "denoise_step": {
+                "x_t": rng.standard_normal(shape).astype("float32"),
+                "t": rng.integers(0, self.timesteps, batch_size).astype("int32"),
+                "noise": rng.standard_normal(shape).astype("float32"),
+            },
+        }
+
+    # ------------------------------------------------------------------
+    # Serialization.
+    # ------------------------------------------------------------------
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "network": keras.saving.serialize_keras_object(self.network),
+                "timesteps": self.timesteps,
+                "schedule": self.schedule,
+                "ema_decay": self.ema_decay,
+                "sampling_steps": self.sampling_steps,
+                "sampling_method": self.sampling_method,
+                "clip_denoised": self.clip_denoised,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["network"] = keras.saving.deserialize_keras_object(config["network"])
+        return cls(**config)

@@ -1,0 +1,293 @@
+"""The Gaussian diffusion process, apart from the network that predicts noise.
+
+`GaussianDiffusion` holds the schedule constants and implements the forward
+process `q(x_t | x_0)`, the posterior `q(x_{t-1} | x_t, x_0)` and the two
+reverse samplers (ancestral DDPM and DDIM) as pure TensorFlow, so the same code
+runs in `DDPM.sample`, in the exported SavedModel and in the TF Lite step.
+Timesteps are 0-based: `t = 0` is the first noising step, `t = T - 1` the last.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from keras_genmodels.base import check_positive_int
+from keras_genmodels.diffusion import schedules
+
+
+def _gather(values, t, ndim):
+    """`values[t]` reshaped to broadcast against a rank-`ndim` batch."""
+    out = tf.gather(values, tf.cast(t, tf.int32))
+    return tf.reshape(out, tf.concat([tf.shape(out), tf.ones([ndim - 1], tf.int32)], 0))
+
+
+class GaussianDiffusion:
+    """Forward process, posterior and reverse samplers of a DDPM.
+
+    With `alpha_t = 1 - beta_t` and `alpha_bar_t = prod_{s <= t} alpha_s`:
+
+    - forward: `q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I)`;
+    - posterior: `q(x_{t-1} | x_t, x_0) = N(mu_t, beta_tilde_t I)` with
+      `mu_t = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t) x_0
+      + sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) x_t` and
+      `beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t`;
+    - DDIM (Song et al., 2021) from `t` to an earlier `s`:
+      `x_s = sqrt(alpha_bar_s) x0_hat + sqrt(1 - alpha_bar_s - sigma^2) eps
+      + sigma z`, `sigma = eta sqrt((1 - alpha_bar_s) / (1 - alpha_bar_t))
+      sqrt(1 - alpha_bar_t / alpha_bar_s)`.
+
+    References:
+        Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models",
+        NeurIPS 2020.
+        Song, Meng and Ermon, "Denoising Diffusion Implicit Models", ICLR 2021.
+
+    Args:
+        timesteps: T.
+        schedule: `"linear"` or `"cosine"` (see `schedules`), or a 1-D array
+            of T betas.
+        clip_range: If set, a float `c`: predicted `x_0` is clipped to
+            `[-c, c]` while sampling (images live in `[-1, 1]`).
+
+    Example:
+
+    ```python
+    process = GaussianDiffusion(1000, "linear")
+    x_t = process.q_sample(x_0, t, noise)
+    ```
+    """
+
+    def __init__(self, timesteps=1000, schedule="linear", clip_range=None):
+        self.timesteps = check_positive_int(timesteps, "timesteps")
+        if isinstance(schedule, str):
+            betas = schedules.get(schedule, self.timesteps)
+        else:
+            betas = np.asarray(schedule, dtype="float64")
+            if betas.shape != (self.timesteps,) or not np.all((betas > 0) & (betas < 1)):
+                raise ValueError(
+                    "A schedule array must hold `timesteps` betas in (0, 1). "
+                    f"Received: shape {betas.shape}, timesteps={self.timesteps}"
+                )
+        if clip_range is not None and clip_range <= 0:
+            raise ValueError(
+                f"`clip_range` must be None or positive. Received: clip_range={clip_range}"
+            )
+        self.clip_range = clip_range
+        alphas = 1.0 - betas
+        alpha_bar = np.cumprod(alphas)
+        alpha_bar_prev = np.concatenate([[1.0], alpha_bar[:-1]])
+        posterior_variance = betas * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar)
+        # Float64 constants, kept for tests and reference computations.
+        self.np = {
+            "betas": betas,
+            "alpha_bar": alpha_bar,
+            "alpha_bar_prev": alpha_bar_prev,
+            "posterior_variance": posterior_variance,
+        }
+        table = {
+            "betas": betas,
+            "alpha_bar": alpha_bar,
+            "sqrt_alpha_bar": np.sqrt(alpha_bar),
+            "sqrt_one_minus_alpha_bar": np.sqrt(1.0 - alpha_bar),
+            "sqrt_recip_alpha_bar": np.sqrt(1.0 / alpha_bar),
+            "sqrt_recipm1_alpha_bar": np.sqrt(1.0 / alpha_bar - 1.0),
+            "posterior_variance": posterior_variance,
+            "posterior_std": np.sqrt(posterior_variance),
+            "posterior_mean_coef1": betas * np.sqrt(alpha_bar_prev) / (1.0 - alpha_bar),
+            "posterior_mean_coef2": (1.0 - alpha_bar_prev) * np.sqrt(alphas)
+            / (1.0 - alpha_bar),
+        }
+        # Cast once to float32 numpy; tensors are made where they are used, so
+        # the constants land in whichever graph (tf.function, export) runs them.
+        self._table = {k: v.astype("float32") for k, v in table.items()}
+
+    def _c(self, name, t, ndim):
+        return _gather(tf.constant(self._table[name]), t, ndim)
+
+    # ------------------------------------------------------------------
+    # Forward process and posterior.
+    # ------------------------------------------------------------------
+    def q_sample(self, x_0, t, noise):
+        """Draws `x_t ~ q(x_t | x_0)`: `sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) noise`.
+
+        Args:
+            x_0: `(batch, ...)` clean data.
+            t: `(batch,)` int timesteps in `[0, T)`.
+            noise: Standard normal noise shaped like `x_0`.
+
+        Returns:
+            `x_t`, shaped like `x_0`.
+        """
+        ndim = len(x_0.shape)
+        return (
+            self._c("sqrt_alpha_bar", t, ndim) * x_0
+            + self._c("sqrt_one_minus_alpha_bar", t, ndim) * noise
+        )
+
+    def predict_x0_from_noise(self, x_t, t, noise):
+        """Inverts `q_sample`: `x_0 = (x_t - sqrt(1 - alpha_bar_t) noise) / sqrt(alpha_bar_t)`."""
+        ndim = len(x_t.shape)
+        return (
+            self._c("sqrt_recip_alpha_bar", t, ndim) * x_t
+            - self._c("sqrt_recipm1_alpha_bar", t, ndim) * noise
+        )
+
+    def predict_noise_from_x0(self, x_t, t, x_0):
+        """The noise that maps `x_0` to `x_t` at step `t`."""
+        ndim = len(x_t.shape)
+        return (self._c("sqrt_recip_alpha_bar", t, ndim) * x_t - x_0) / self._c(
+            "sqrt_recipm1_alpha_bar", t, ndim
+        )
+
+    def q_posterior(self, x_0, x_t, t):
+        """Mean and variance of `q(x_{t-1} | x_t, x_0)`.
+
+        Args:
+            x_0: `(batch, ...)` clean data (or its prediction).
+            x_t: `(batch, ...)` noisy data at step `t`.
+            t: `(batch,)` int timesteps.
+
+        Returns:
+            `(mean, variance)`; `variance` broadcasts against `x_t`.
+        """
+        ndim = len(x_t.shape)
+        mean = (
+            self._c("posterior_mean_coef1", t, ndim) * x_0
+            + self._c("posterior_mean_coef2", t, ndim) * x_t
+        )
+        return mean, self._c("posterior_variance", t, ndim)
+
+    def _clipped_x0(self, x_t, t, predicted_noise):
+        x_0 = self.predict_x0_from_noise(x_t, t, predicted_noise)
+        if self.clip_range is not None:
+            x_0 = tf.clip_by_value(x_0, -self.clip_range, self.clip_range)
+        return x_0
+
+    # ------------------------------------------------------------------
+    # Reverse steps.
+    # ------------------------------------------------------------------
+    def ddpm_step(self, x_t, t, predicted_noise, noise):
+        """One ancestral step `x_{t-1} = mu_t(x_t, x0_hat) + sqrt(beta_tilde_t) z`.
+
+        No noise is added at `t = 0`. `x0_hat` is clipped to `clip_range`.
+
+        Args:
+            x_t: `(batch, ...)` current sample.
+            t: `(batch,)` int timesteps.
+            predicted_noise: The network's noise prediction for `(x_t, t)`.
+            noise: Standard normal `z` shaped like `x_t`.
+
+        Returns:
+            `x_{t-1}`.
+        """
+        x_0 = self._clipped_x0(x_t, t, predicted_noise)
+        mean, _ = self.q_posterior(x_0, x_t, t)
+        ndim = len(x_t.shape)
+        std = self._c("posterior_std", t, ndim)  # Zero at t = 0.
+        return mean + std * noise
+
+    def ddim_step(self, x_t, t, t_prev, predicted_noise, noise, eta=0.0):
+        """One DDIM step from `t` to an earlier `t_prev` (`-1` ends at `x_0`).
+
+        `eta = 0` is deterministic; `eta = 1` with `t_prev = t - 1` is the
+        ancestral DDPM step.
+
+        Args:
+            x_t: `(batch, ...)` current sample.
+            t: `(batch,)` int timesteps.
+            t_prev: `(batch,)` int earlier timesteps, `-1` for the data.
+            predicted_noise: The network's noise prediction for `(x_t, t)`.
+            noise: Standard normal noise shaped like `x_t` (unused if `eta = 0`).
+            eta: Scale of the added noise.
+
+        Returns:
+            `x_{t_prev}`.
+        """
+        ndim = len(x_t.shape)
+        x_0 = self._clipped_x0(x_t, t, predicted_noise)
+        eps = self.predict_noise_from_x0(x_t, t, x_0)
+        alpha_bar = self._c("alpha_bar", t, ndim)
+        t_prev = tf.cast(t_prev, tf.int32)
+        alpha_bar_prev = tf.where(
+            tf.reshape(t_prev, tf.shape(alpha_bar)) >= 0,
+            self._c("alpha_bar", tf.maximum(t_prev, 0), ndim),
+            tf.ones_like(alpha_bar),
+        )
+        eta = tf.cast(eta, x_t.dtype)
+        sigma = eta * tf.sqrt(
+            (1.0 - alpha_bar_prev) / (1.0 - alpha_bar) * (1.0 - alpha_bar / alpha_bar_prev)
+        )
+        direction = tf.sqrt(tf.maximum(1.0 - alpha_bar_prev - tf.square(sigma), 0.0))
+        return tf.sqrt(alpha_bar_prev) * x_0 + direction * eps + sigma * noise
+
+    # ------------------------------------------------------------------
+    # Samplers.
+    # ------------------------------------------------------------------
+    def timestep_sequence(self, num_steps):
+        """The `num_steps` evenly spaced timesteps `floor(i T / num_steps)`.
+
+        Args:
+            num_steps: int32 scalar tensor in `[1, T]`.
+
+        Returns:
+            `(num_steps,)` int32 ascending timesteps; all of `0..T-1` when
+            `num_steps = T`.
+        """
+        num_steps = tf.cast(num_steps, tf.int64)
+        return tf.cast(tf.range(num_steps) * self.timesteps // num_steps, tf.int32)
+
+    def sample(self, predict_noise, shape, seed, num_steps, method="ddim", eta=0.0):
+        """Runs the reverse process from `x_T ~ N(0, I)` in one `tf.while_loop`.
+
+        `x_T` is drawn with `seed` and the noise of the `i`-th step (counted
+        from the end) with `stateless_fold_in(seed, i + 1)`, so the result is a
+        pure function of the seed.
+
+        Args:
+            predict_noise: Callable `(x_t, t) -> noise` (a batch of int32 `t`).
+            shape: The sample shape, a 1-D int32 tensor or list.
+            seed: int32 `[2]` tensor.
+            num_steps: int32 scalar in `[1, T]`.
+            method: `"ddpm"` (ancestral; with fewer than T steps it is the
+                respaced ancestral sampler, i.e. DDIM with `eta = 1`) or
+                `"ddim"`.
+            eta: DDIM noise scale (ignored by `"ddpm"`).
+
+        Returns:
+            The samples `x_0`, float32.
+        """
+        if method not in ("ddpm", "ddim"):
+            raise ValueError(
+                f"`method` must be 'ddpm' or 'ddim'. Received: method={method!r}"
+            )
+        seed = tf.cast(seed, tf.int32)
+        shape = tf.cast(shape, tf.int32)
+        timesteps = self.timestep_sequence(num_steps)
+        count = tf.shape(timesteps)[0]
+        x = tf.random.stateless_normal(shape, seed=seed)
+        batch = shape[:1]
+
+        def body(i, x):
+            t_scalar = timesteps[i]
+            t_prev_scalar = tf.where(i > 0, timesteps[tf.maximum(i - 1, 0)], -1)
+            t = tf.fill(batch, t_scalar)
+            t_prev = tf.fill(batch, t_prev_scalar)
+            step_seed = tf.random.experimental.stateless_fold_in(seed, i + 1)
+            noise = tf.random.stateless_normal(shape, seed=step_seed)
+            eps = tf.cast(predict_noise(x, t), tf.float32)
+            if method == "ddpm":
+                x_prev = tf.cond(
+                    t_prev_scalar == t_scalar - 1,
+                    lambda: self.ddpm_step(x, t, eps, noise),
+                    lambda: self.ddim_step(x, t, t_prev, eps, noise, eta=1.0),
+                )
+            else:
+                x_prev = self.ddim_step(x, t, t_prev, eps, noise, eta=eta)
+            x_prev = tf.ensure_shape(x_prev, x.shape)
+            return i - 1, x_prev
+
+        _, x = tf.while_loop(
+            lambda i, x: i >= 0,
+            body,
+            (count - 1, x),
+            shape_invariants=(tf.TensorShape([]), x.shape),
+        )
+        return x

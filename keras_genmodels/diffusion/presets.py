@@ -1,0 +1,186 @@
+"""Diffusion presets: `mlp2d`, `unet-mnist` (the default) and `unet-32`."""
+
+import keras
+
+from keras_genmodels.diffusion.ddpm import DDPM
+from keras_genmodels.diffusion.mlp import mlp_denoiser
+from keras_genmodels.diffusion.unet import unet
+from keras_genmodels.presets import Preset
+
+
+def _shape(data_shape):
+    """A data shape (tuple, list or `tf.TensorShape`) as a tuple of ints."""
+    return tuple(int(d) for d in data_shape)
+
+
+def _compiled(model, learning_rate):
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    return model
+
+
+def build_mlp2d(
+    data_shape=(2,),
+    hidden_units=256,
+    num_layers=3,
+    timesteps=1000,
+    schedule="linear",
+    ema_decay=0.999,
+    learning_rate=1e-3,
+    **kwargs,
+):
+    """An MLP DDPM for 2-D points (281,090 trained parameters).
+
+    Args:
+        data_shape: `(d,)`, the shape of one point.
+        hidden_units: Width of the MLP.
+        num_layers: Hidden layers.
+        timesteps: T.
+        schedule: `"linear"` or `"cosine"`.
+        ema_decay: EMA decay.
+        learning_rate: Adam learning rate.
+        **kwargs: Passed to `DDPM` (`sampling_steps`, `sampling_method`, `seed`).
+
+    Returns:
+        A compiled `DDPM`.
+    """
+    data_shape = _shape(data_shape)
+    if len(data_shape) != 1:
+        raise ValueError(
+            f"`mlp2d` takes vectors of shape (d,). Received: data_shape={data_shape}"
+        )
+    network = mlp_denoiser(data_shape[0], hidden_units, num_layers)
+    model = DDPM(network, timesteps=timesteps, schedule=schedule, ema_decay=ema_decay, **kwargs)
+    return _compiled(model, learning_rate)
+
+
+def build_unet_mnist(
+    data_shape=(28, 28, 1),
+    base_filters=16,
+    channel_multipliers=(1, 2, 4),
+    attention_resolutions=(7,),
+    timesteps=1000,
+    schedule="linear",
+    ema_decay=0.999,
+    sampling_steps=50,
+    sampling_method="ddim",
+    learning_rate=2e-4,
+    **kwargs,
+):
+    """A small U-Net DDPM for 28x28 digits, sampled with DDIM in 50 steps.
+
+    Args:
+        data_shape: `(H, W, C)` of the images (multiples of 4).
+        base_filters: Filters of the first U-Net level.
+        channel_multipliers: Filter multipliers per level.
+        attention_resolutions: Feature-map sides with self-attention.
+        timesteps: T.
+        schedule: `"linear"` or `"cosine"`.
+        ema_decay: EMA decay.
+        sampling_steps: Default steps of `sample`.
+        sampling_method: Default sampler of `sample`.
+        learning_rate: Adam learning rate.
+        **kwargs: Passed to `DDPM` (`seed`, `clip_denoised`).
+
+    Returns:
+        A compiled `DDPM`.
+    """
+    network = unet(
+        _shape(data_shape),
+        base_filters=base_filters,
+        channel_multipliers=channel_multipliers,
+        attention_resolutions=attention_resolutions,
+    )
+    model = DDPM(
+        network,
+        timesteps=timesteps,
+        schedule=schedule,
+        ema_decay=ema_decay,
+        sampling_steps=sampling_steps,
+        sampling_method=sampling_method,
+        **kwargs,
+    )
+    return _compiled(model, learning_rate)
+
+
+def build_unet_32(
+    data_shape=(32, 32, 3),
+    base_filters=64,
+    channel_multipliers=(1, 2, 2, 2),
+    attention_resolutions=(8, 4),
+    num_res_blocks=2,
+    timesteps=1000,
+    schedule="cosine",
+    ema_decay=0.9995,
+    sampling_steps=100,
+    sampling_method="ddim",
+    learning_rate=2e-4,
+    dropout=0.1,
+    **kwargs,
+):
+    """A U-Net DDPM for 32x32 colour images (CIFAR-10 sized), for a GPU.
+
+    Args:
+        data_shape: `(H, W, C)` of the images (multiples of 8).
+        base_filters: Filters of the first U-Net level.
+        channel_multipliers: Filter multipliers per level.
+        attention_resolutions: Feature-map sides with self-attention.
+        num_res_blocks: Residual blocks per level.
+        timesteps: T.
+        schedule: `"linear"` or `"cosine"`.
+        ema_decay: EMA decay.
+        sampling_steps: Default steps of `sample`.
+        sampling_method: Default sampler of `sample`.
+        learning_rate: Adam learning rate.
+        dropout: Dropout in the residual blocks.
+        **kwargs: Passed to `DDPM` (`seed`, `clip_denoised`).
+
+    Returns:
+        A compiled `DDPM`.
+    """
+    network = unet(
+        _shape(data_shape),
+        base_filters=base_filters,
+        channel_multipliers=channel_multipliers,
+        num_res_blocks=num_res_blocks,
+        attention_resolutions=attention_resolutions,
+        dropout=dropout,
+    )
+    model = DDPM(
+        network,
+        timesteps=timesteps,
+        schedule=schedule,
+        ema_decay=ema_decay,
+        sampling_steps=sampling_steps,
+        sampling_method=sampling_method,
+        **kwargs,
+    )
+    return _compiled(model, learning_rate)
+
+
+PRESETS = {
+    "mlp2d": Preset(
+        description="MLP DDPM (3x256, T=1000) for 2-D sets such as moons and ring8.",
+        builder=build_mlp2d,
+        dataset="moons",
+        train_steps=8_000,
+        batch_size=256,
+        data_shape_argument="data_shape",
+    ),
+    "unet-mnist": Preset(
+        description="Small U-Net DDPM (686,769 params) for 28x28 digits; DDIM 50-step samples.",
+        builder=build_unet_mnist,
+        dataset="mnist",
+        train_steps=3_000,
+        batch_size=64,
+        data_shape_argument="data_shape",
+    ),
+    "unet-32": Preset(
+        description="U-Net DDPM for 32x32x3 images (CIFAR-10 sized); needs a GPU.",
+        builder=build_unet_32,
+        dataset="tfds:cifar10",
+        train_steps=200_000,
+        batch_size=128,
+        data_shape_argument="data_shape",
+    ),
+}
+DEFAULT_PRESET = "unet-mnist"

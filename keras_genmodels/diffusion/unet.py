@@ -1,0 +1,166 @@
+"""A U-Net noise predictor for images (Ho et al., 2020; Nichol and Dhariwal, 2021).
+
+Residual blocks with GroupNorm and an added timestep embedding, self-attention
+at the lowest resolutions, strided-convolution down-sampling and
+nearest-neighbour up-sampling, with skip connections from every block of the
+down path to the up path.
+"""
+
+import keras
+from keras import layers
+
+from keras_genmodels.base import check_positive_int
+from keras_genmodels.diffusion.layers import SinusoidalEmbedding
+
+
+def _residual_block(x, emb, filters, groups, dropout, name):
+    """`GN -> SiLU -> Conv -> + Dense(emb) -> GN -> SiLU -> Dropout -> Conv` + skip."""
+    h = layers.GroupNormalization(groups, name=f"{name}_norm_1")(x)
+    h = layers.Activation("silu", name=f"{name}_silu_1")(h)
+    h = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv_1")(h)
+    e = layers.Activation("silu", name=f"{name}_emb_silu")(emb)
+    e = layers.Dense(filters, name=f"{name}_emb_dense")(e)
+    e = layers.Reshape((1, 1, filters), name=f"{name}_emb_reshape")(e)
+    h = layers.Add(name=f"{name}_add_emb")([h, e])
+    h = layers.GroupNormalization(groups, name=f"{name}_norm_2")(h)
+    h = layers.Activation("silu", name=f"{name}_silu_2")(h)
+    if dropout:
+        h = layers.Dropout(dropout, name=f"{name}_dropout")(h)
+    h = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv_2")(h)
+    if x.shape[-1] != filters:
+        x = layers.Conv2D(filters, 1, name=f"{name}_skip")(x)
+    return layers.Add(name=f"{name}_out")([x, h])
+
+
+def _attention_block(x, groups, num_heads, name):
+    """Self-attention over the `H * W` positions, with a residual connection."""
+    height, width, channels = x.shape[1:]
+    h = layers.GroupNormalization(groups, name=f"{name}_norm")(x)
+    h = layers.Reshape((height * width, channels), name=f"{name}_flatten")(h)
+    h = layers.MultiHeadAttention(
+        num_heads, channels // num_heads, name=f"{name}_attention"
+    )(h, h)
+    h = layers.Reshape((height, width, channels), name=f"{name}_unflatten")(h)
+    return layers.Add(name=f"{name}_out")([x, h])
+
+
+def unet(
+    image_shape=(28, 28, 1),
+    base_filters=32,
+    channel_multipliers=(1, 2, 2),
+    num_res_blocks=1,
+    attention_resolutions=(7,),
+    num_heads=1,
+    groups=8,
+    dropout=0.0,
+):
+    """A U-Net `(x_t, t) -> predicted noise` for images.
+
+    Level `i` of the down path has `base_filters * channel_multipliers[i]`
+    filters and `num_res_blocks` residual blocks, followed by a stride-2
+    convolution (except at the last level); the up path mirrors it with one
+    more block per level, each taking the matching down-path activation
+    through a concatenated skip. Self-attention follows every block whose
+    feature map side is in `attention_resolutions`, and the middle has
+    `block -> attention -> block`.
+
+    References:
+        Ronneberger, Fischer and Brox, "U-Net", MICCAI 2015.
+        Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models",
+        NeurIPS 2020.
+
+    Args:
+        image_shape: `(height, width, channels)`; height and width must be
+            multiples of `2 ** (len(channel_multipliers) - 1)`.
+        base_filters: Filters of the first level; a multiple of `groups`.
+        channel_multipliers: Filter multiplier of each resolution level.
+        num_res_blocks: Residual blocks per level on the down path.
+        attention_resolutions: Feature-map heights at which to attend.
+        num_heads: Attention heads (must divide the filters there).
+        groups: GroupNorm groups.
+        dropout: Dropout rate inside the residual blocks.
+
+    Returns:
+        A functional `keras.Model` with inputs `[x_t (batch, H, W, C), t
+        (batch,) int32]` and output `(batch, H, W, C)`.
+
+    Example:
+
+    ```python
+    network = unet((28, 28, 1), base_filters=32)
+    ```
+    """
+    image_shape = tuple(image_shape)
+    if len(image_shape) != 3 or any(
+        not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in image_shape
+    ):
+        raise ValueError(
+            "`image_shape` must be (height, width, channels) of positive ints. "
+            f"Received: image_shape={image_shape}"
+        )
+    base_filters = check_positive_int(base_filters, "base_filters")
+    num_res_blocks = check_positive_int(num_res_blocks, "num_res_blocks")
+    channel_multipliers = tuple(channel_multipliers)
+    if not channel_multipliers:
+        raise ValueError("`channel_multipliers` must not be empty. Received: ()")
+    factor = 2 ** (len(channel_multipliers) - 1)
+    if image_shape[0] % factor or image_shape[1] % factor:
+        raise ValueError(
+            f"Height and width must be multiples of {factor} for "
+            f"{len(channel_multipliers)} levels. Received: image_shape={image_shape}"
+        )
+    for m in channel_multipliers:
+        if (base_filters * m) % groups:
+            raise ValueError(
+                "Every level's filters must be a multiple of `groups`. Received: "
+                f"base_filters={base_filters}, channel_multipliers="
+                f"{channel_multipliers}, groups={groups}"
+            )
+    if not 0 <= dropout < 1:
+        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+
+    x_t = keras.Input(image_shape, name="x_t")
+    t = keras.Input((), dtype="int32", name="t")
+    emb_dim = 4 * base_filters
+    emb = SinusoidalEmbedding(base_filters, name="time_embedding")(t)
+    emb = layers.Dense(emb_dim, activation="silu", name="time_dense_1")(emb)
+    emb = layers.Dense(emb_dim, name="time_dense_2")(emb)
+
+    h = layers.Conv2D(base_filters, 3, padding="same", name="input_conv")(x_t)
+    skips = [h]
+    for level, mult in enumerate(channel_multipliers):
+        for block in range(num_res_blocks):
+            name = f"down_{level}_{block}"
+            h = _residual_block(h, emb, base_filters * mult, groups, dropout, name)
+            if h.shape[1] in attention_resolutions:
+                h = _attention_block(h, groups, num_heads, f"{name}_attn")
+            skips.append(h)
+        if level != len(channel_multipliers) - 1:
+            h = layers.Conv2D(
+                h.shape[-1], 3, strides=2, padding="same", name=f"down_{level}_sample"
+            )(h)
+            skips.append(h)
+
+    filters = h.shape[-1]
+    h = _residual_block(h, emb, filters, groups, dropout, "middle_1")
+    h = _attention_block(h, groups, num_heads, "middle_attn")
+    h = _residual_block(h, emb, filters, groups, dropout, "middle_2")
+
+    for level in reversed(range(len(channel_multipliers))):
+        mult = channel_multipliers[level]
+        for block in range(num_res_blocks + 1):
+            name = f"up_{level}_{block}"
+            h = layers.Concatenate(name=f"{name}_skip_concat")([h, skips.pop()])
+            h = _residual_block(h, emb, base_filters * mult, groups, dropout, name)
+            if h.shape[1] in attention_resolutions:
+                h = _attention_block(h, groups, num_heads, f"{name}_attn")
+        if level != 0:
+            h = layers.UpSampling2D(2, interpolation="nearest", name=f"up_{level}_resize")(h)
+            h = layers.Conv2D(h.shape[-1], 3, padding="same", name=f"up_{level}_conv")(h)
+
+    h = layers.GroupNormalization(groups, name="output_norm")(h)
+    h = layers.Activation("silu", name="output_silu")(h)
+    outputs = layers.Conv2D(
+        image_shape[-1], 3, padding="same", name="noise", dtype="float32"
+    )(h)
+    return keras.Model([x_t, t], outputs, name="unet")
