@@ -19,34 +19,32 @@ from keras_genmodels._backend import check_backend
 
 check_backend()
 
-import importlib  # noqa: E402
-
-from keras_genmodels import data  # noqa: E402
+from keras_genmodels import data, export  # noqa: E402
+from keras_genmodels.autoregressive.rnn import RNNAutoregressive  # noqa: E402
+from keras_genmodels.autoregressive.transformer import TransformerLM  # noqa: E402
 from keras_genmodels.base import GenerativeModel  # noqa: E402
+from keras_genmodels.diffusion.ddpm import DDPM  # noqa: E402
+from keras_genmodels.flow.realnvp import RealNVP  # noqa: E402
+from keras_genmodels.gan.model import GAN  # noqa: E402
 from keras_genmodels.presets import build, list_presets  # noqa: E402
+from keras_genmodels.vae.model import VAE  # noqa: E402
+
+# Every family module is imported here, not on first use: importing a module
+# registers its classes with `keras.saving`, so `keras.saving.load_model` can
+# read any family's `.keras` file once `keras_genmodels` is imported.
 
 __version__ = "0.1.0"
 
-# Family classes are imported on first use, so `import keras_genmodels` does
-# not build TensorFlow Probability or every family's module.
-_LAZY = {
-    "VAE": "keras_genmodels.vae.model",
-    "GAN": "keras_genmodels.gan.model",
-    "RNNAutoregressive": "keras_genmodels.autoregressive.rnn",
-    "TransformerLM": "keras_genmodels.autoregressive.transformer",
-    "RealNVP": "keras_genmodels.flow.realnvp",
-    "DDPM": "keras_genmodels.diffusion.ddpm",
-    "export": "keras_genmodels.export",
-}
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        module = importlib.import_module(_LAZY[name])
-        value = module if name == "export" else getattr(module, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'keras_genmodels' has no attribute {name!r}")
-
-
-__all__ = ["GenerativeModel", "build", "data", "list_presets", *_LAZY]
+__all__ = [
+    "DDPM",
+    "GAN",
+    "GenerativeModel",
+    "RNNAutoregressive",
+    "RealNVP",
+    "TransformerLM",
+    "VAE",
+    "build",
+    "data",
+    "export",
+    "list_presets",
+]
