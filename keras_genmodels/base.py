@@ -7,6 +7,7 @@ loss trackers, the distribution- and mixed-precision-aware update, and the
 dataset preparation that `fit` is fed with.
 """
 
+import contextlib
 import numbers
 
 import keras
@@ -14,6 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 MAX_SEED = 2**31 - 1
+NOISE_DISTRIBUTIONS = ("normal", "uniform", "integer")
+_CLIP_ARGUMENTS = ("clipnorm", "global_clipnorm", "clipvalue")
 
 
 def num_replicas_in_sync():
@@ -27,6 +30,14 @@ def num_replicas_in_sync():
     if context is None:  # Cross-replica context: the strategy is in scope.
         return tf.distribute.get_strategy().num_replicas_in_sync
     return context.num_replicas_in_sync
+
+
+def _multi_worker(strategy):
+    """Whether `strategy` spans several workers (`MultiWorkerMirroredStrategy`)."""
+    in_multi_worker_mode = getattr(strategy.extended, "_in_multi_worker_mode", None)
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(
+        in_multi_worker_mode and in_multi_worker_mode()
+    )
 
 
 def check_positive_int(value, name):
@@ -134,7 +145,14 @@ class GenerativeModel(keras.Model):
         for name, value in values.items():
             if name in self._loss_trackers:
                 self._loss_trackers[name].update_state(value)
-        return {m.name: m.result() for m in self.metrics}
+        results = {m.name: m.result() for m in self.metrics}
+        if _multi_worker(tf.distribute.get_strategy()):
+            # Keras 3.15 averages a step's outputs across workers with
+            # `strategy.reduce("MEAN", value, axis=0)`, which needs an axis:
+            # scalars fail ("Invalid reduction dimension 0 for input with 0
+            # dimensions"). A length-1 axis averages to the same scalar.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
 
     # ------------------------------------------------------------------
     # Training.
@@ -172,40 +190,110 @@ class GenerativeModel(keras.Model):
         loss = tf.cast(loss, "float32") / num_replicas_in_sync()
         return optimizer.scale_loss(loss)
 
-    def batch_noise(self, shape, dtype="float32"):
-        """Standard normal noise for this replica's share of the global batch.
+    def batch_noise(
+        self, shape, distribution="normal", dtype="float32", minval=0, maxval=None
+    ):
+        """Training noise for this replica's share of the global batch.
 
         The noise of the whole global batch is drawn from one seed taken from
         the model's `SeedGenerator` and each replica keeps its own rows, so a
         step under a `tf.distribute` strategy sees exactly the noise the same
         step sees on one device with the same global batch (and therefore
-        reaches the same weights).
+        reaches the same weights). Use it for every random draw of a
+        `train_step` whose first axis is the batch (latents, diffusion times
+        and noise, dequantisation noise, interpolation weights).
 
         Args:
-            shape: Shape of this replica's noise; the first axis is the
-                per-replica batch.
-            dtype: Float dtype of the result.
+            shape: Shape of this replica's noise (a tuple or an int32 tensor);
+                the first axis is the per-replica batch.
+            distribution: `"normal"` (standard normal), `"uniform"` (in
+                `[minval, maxval)`, `maxval` defaulting to 1) or `"integer"`
+                (uniform ints in `[minval, maxval)`; `maxval` is required).
+            dtype: Dtype of the result: a float dtype for `"normal"` and
+                `"uniform"`, `"int32"` or `"int64"` for `"integer"`.
+            minval: Lower bound of `"uniform"` and `"integer"`.
+            maxval: Upper bound (exclusive) of `"uniform"` and `"integer"`.
 
         Returns:
-            A tensor of `shape`.
+            A tensor of `shape` and `dtype`.
+
+        Example:
+
+        ```python
+        t = self.batch_noise([batch], "integer", "int32", maxval=1000)
+        eps = self.batch_noise(tf.shape(x))
+        ```
         """
+        if distribution not in NOISE_DISTRIBUTIONS:
+            raise ValueError(
+                f"`distribution` must be one of {NOISE_DISTRIBUTIONS}. "
+                f"Received: distribution={distribution!r}"
+            )
+        if distribution == "integer" and maxval is None:
+            raise ValueError(
+                "`distribution='integer'` needs `maxval`. Received: maxval=None"
+            )
+        if (distribution == "integer") != tf.as_dtype(dtype).is_integer:
+            raise ValueError(
+                "`dtype` must be an integer dtype for distribution='integer' and a "
+                f"float dtype otherwise. Received: distribution={distribution!r}, "
+                f"dtype={dtype!r}"
+            )
         shape = tf.convert_to_tensor(shape, tf.int32)
         replicas = num_replicas_in_sync()
         seed = keras.random.randint(
             (2,), 0, MAX_SEED, dtype="int32", seed=self.seed_generator
         )
-        if replicas == 1:
-            return tf.random.stateless_normal(shape, seed, dtype=dtype)
         local = shape[0]
-        noise = tf.random.stateless_normal(
-            tf.concat([[local * replicas], shape[1:]], 0), seed, dtype=dtype
-        )
+        if replicas > 1:
+            shape = tf.concat([[local * replicas], shape[1:]], 0)
+        if distribution == "normal":
+            noise = tf.random.stateless_normal(shape, seed, dtype=dtype)
+        else:
+            noise = tf.random.stateless_uniform(
+                shape,
+                seed,
+                minval=minval,
+                maxval=1 if maxval is None else maxval,
+                dtype=dtype,
+            )
+        if replicas == 1:
+            return noise
         context = tf.distribute.get_replica_context()
         replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
         return noise[replica * local : (replica + 1) * local]
 
+    def replica_mean(self, value):
+        """The mean of a per-replica mean over all replicas.
+
+        With equal per-replica batches this is the mean over the global
+        batch, so a statistic assigned to a non-trainable variable (a running
+        mean, a variance) gets the value it gets on one device.
+
+        Args:
+            value: A float tensor computed by this replica.
+
+        Returns:
+            The mean of `value` across replicas (`value` itself outside a
+            strategy or with one replica).
+        """
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return value
+        return context.all_reduce(tf.distribute.ReduceOp.MEAN, value)
+
     def apply_gradients(self, tape, loss, variables, optimizer):
         """Differentiates a `scaled_loss` and applies the update.
+
+        Under a `tf.distribute` strategy Keras 3 clips each replica's
+        gradients (`clipnorm`, `global_clipnorm`, `clipvalue`) before it sums
+        them across replicas, which is not the one-device update. During
+        `fit` under a strategy with several replicas the optimizer's clipping
+        is therefore switched off (see `clipping_after_all_reduce`) and done
+        here instead: the gradients are summed across replicas, clipped as
+        the optimizer clips them on one device, and handed to the optimizer
+        divided by the number of replicas, so its own sum gives back the
+        clipped global gradient.
 
         Args:
             tape: The `tf.GradientTape` that recorded `loss`.
@@ -215,7 +303,103 @@ class GenerativeModel(keras.Model):
                 mixed-precision gradients itself.
         """
         gradients = tape.gradient(loss, variables)
+        # Embedding gradients come as `tf.IndexedSlices` with repeated
+        # indices. Keras 3.15's Adam squares each slice before adding them up
+        # (its second moment gets `sum(g_i^2)`, not `(sum g_i)^2`), and a
+        # strategy concatenates the replicas' slices, so the update would
+        # depend on the replica count. Dense gradients give the one-device
+        # Adam update everywhere.
+        gradients = [
+            tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+            for g in gradients
+        ]
+        inner = getattr(optimizer, "inner_optimizer", optimizer)
+        clipping = getattr(self, "_deferred_clipping", {}).get(id(inner))
+        context = tf.distribute.get_replica_context()
+        if clipping is None or context is None or context.num_replicas_in_sync == 1:
+            optimizer.apply_gradients(zip(gradients, variables))
+            return
+        replicas = context.num_replicas_in_sync
+        present = [i for i, g in enumerate(gradients) if g is not None]
+        summed = context.all_reduce(
+            tf.distribute.ReduceOp.SUM, [gradients[i] for i in present]
+        )
+        scale = 1.0
+        if inner is not optimizer:  # A LossScaleOptimizer: clip unscaled.
+            scale = tf.cast(optimizer.scale_loss(1.0), "float32")
+        clipped = _clip_gradients([g / scale for g in summed], clipping)
+        gradients = list(gradients)
+        for i, g in zip(present, clipped):
+            gradients[i] = g * (scale / replicas)
         optimizer.apply_gradients(zip(gradients, variables))
+
+    @contextlib.contextmanager
+    def clipping_after_all_reduce(self):
+        """Moves the optimizers' gradient clipping after the all-reduce.
+
+        Under a strategy with several replicas, the `clipnorm`,
+        `global_clipnorm` and `clipvalue` of every optimizer the model holds
+        are set to `None` for the duration and applied by `apply_gradients`
+        to the gradients summed across replicas; they are restored on exit.
+        `fit` and `train_on_batch` use it; with one replica it does nothing.
+
+        Returns:
+            A context manager.
+        """
+        if self.distribute_strategy.num_replicas_in_sync == 1:
+            yield
+            return
+        optimizers = {}
+        for value in list(vars(self).values()):
+            if isinstance(value, keras.optimizers.Optimizer):
+                inner = getattr(value, "inner_optimizer", value)
+                optimizers[id(inner)] = inner
+        saved = {}
+        for key, inner in optimizers.items():
+            clipping = {name: getattr(inner, name, None) for name in _CLIP_ARGUMENTS}
+            if any(clipping.values()):
+                saved[key] = (inner, clipping)
+        # Filled before the replica threads trace the step, read-only there.
+        self._deferred_clipping = {key: clipping for key, (_, clipping) in saved.items()}
+        try:
+            for inner, _ in saved.values():
+                for name in _CLIP_ARGUMENTS:
+                    setattr(inner, name, None)
+            yield
+        finally:
+            for inner, clipping in saved.values():
+                for name, value in clipping.items():
+                    setattr(inner, name, value)
+            self._deferred_clipping = {}
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3.15 builds a model created under a strategy from its first
+        # batch, and gets that batch by reducing the per-replica batches
+        # across replicas (`strategy.reduce("MEAN", batch)`) although it only
+        # reads shapes and dtypes. Under `MultiWorkerMirroredStrategy` that
+        # eager cross-worker reduce fails ("Attempt to convert a value
+        # (PerReplica...) with an unsupported type", keras-team/keras#20585),
+        # even for a `Sequential` model. This replica's own batch has the
+        # shapes the build needs.
+        if iterator is not None and self._distribute_strategy is not None:
+            strategy = self.distribute_strategy
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda value: strategy.experimental_local_results(value)[0]
+                    if isinstance(value, tf.distribute.DistributedValues)
+                    else value,
+                    next(batches),
+                )
+                break
+        return super()._maybe_symbolic_build(data_batch=data_batch)
+
+    def fit(self, *args, **kwargs):
+        with self.clipping_after_all_reduce():
+            return super().fit(*args, **kwargs)
+
+    def train_on_batch(self, *args, **kwargs):
+        with self.clipping_after_all_reduce():
+            return super().train_on_batch(*args, **kwargs)
 
     def train_step(self, data):
         with tf.GradientTape() as tape:
@@ -379,3 +563,26 @@ def batch_pipeline(dataset, batch_size, shuffle=True, drop_remainder=False):
         dataset = dataset.shuffle(10_000, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _clip_gradients(gradients, clipping):
+    """Clips gradients as a Keras optimizer with `clipping` settings does.
+
+    Args:
+        gradients: List of dense gradient tensors.
+        clipping: Dict with the optimizer's `clipnorm`, `global_clipnorm`
+            and `clipvalue` (at most one set).
+
+    Returns:
+        The clipped gradients.
+    """
+    if clipping["clipnorm"]:
+        return [tf.clip_by_norm(g, clipping["clipnorm"]) for g in gradients]
+    if clipping["global_clipnorm"]:
+        clip = clipping["global_clipnorm"]
+        norm = tf.sqrt(sum(tf.reduce_sum(tf.square(g)) for g in gradients))
+        # Keras' formula: NaN (a skipped step) when the norm is not finite.
+        scale = clip * tf.minimum(1.0 / norm, 1.0 / clip) + (norm - norm)
+        return [g * scale for g in gradients]
+    value = clipping["clipvalue"]
+    return [tf.clip_by_value(g, -value, value) for g in gradients]

@@ -62,8 +62,10 @@ def _parser():
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--out", default=None, help="run directory (default runs/FAMILY)")
     train.add_argument(
-        "--strategy", default="default", choices=["default", "mirrored"],
-        help="tf.distribute strategy: one device, or every local device mirrored",
+        "--strategy", default="default", choices=["default", "mirrored", "multi-worker"],
+        help="tf.distribute strategy: one device, every local device mirrored, or "
+        "every worker of the TF_CONFIG cluster (the chief writes --out, worker N "
+        "writes --out/worker-N)",
     )
     train.add_argument(
         "--mixed-precision", default="off", choices=["off", "mixed_float16", "mixed_bfloat16"],
@@ -247,6 +249,9 @@ def cmd_train(args, callbacks=()):
 
     preset_name, spec = presets.get_preset(args.family, args.preset)
     out = args.out or os.path.join("runs", args.family)
+    if args.strategy == "multi-worker" and distribute.task_index() > 0:
+        # Every worker runs the same command; only the chief writes --out.
+        out = os.path.join(out, f"worker-{distribute.task_index()}")
     run_path = os.path.join(out, RUN_FILE)
     backup_dir = os.path.join(out, "backup")
     run = {

@@ -58,6 +58,26 @@ def make_strategy(name="default"):
     raise ValueError(f"Unknown strategy {name!r}. Expected one of: {', '.join(STRATEGIES)}.")
 
 
+def task_index():
+    """Returns this worker's index in the `TF_CONFIG` cluster (0: the chief).
+
+    Returns:
+        The `task.index` of `TF_CONFIG`, or 0 when it is unset or names a
+        `chief` task.
+    """
+    config = os.environ.get("TF_CONFIG")
+    if not config:
+        return 0
+    try:
+        task = json.loads(config).get("task", {})
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {error}.") from None
+    if task.get("type") == "chief":
+        return 0
+    index = int(task.get("index", 0))
+    return index + 1 if "chief" in json.loads(config).get("cluster", {}) else index
+
+
 def set_precision(policy="off"):
     """Sets Keras' global dtype policy before a model is built.
 

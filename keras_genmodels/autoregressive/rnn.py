@@ -228,10 +228,14 @@ class RNNAutoregressive(GenerativeModel):
         return {"loss": loss}
 
     def _update_statistics(self, outputs, targets):
-        mean = tf.reduce_mean(targets)
-        variance = tf.reduce_mean(tf.square(targets - mean))
+        # Means over the global batch (`replica_mean`), so every replica
+        # assigns the value one device would.
+        mean = self.replica_mean(tf.reduce_mean(targets))
+        variance = self.replica_mean(tf.reduce_mean(tf.square(targets - mean)))
         # The error of the last step, which sees a full window as `sample` does.
-        residual = tf.reduce_mean(tf.square(tf.stop_gradient(outputs[:, -1]) - targets[:, -1]))
+        residual = self.replica_mean(
+            tf.reduce_mean(tf.square(tf.stop_gradient(outputs[:, -1]) - targets[:, -1]))
+        )
         for variable, value in (
             (self.value_mean, mean),
             (self.value_variance, variance),

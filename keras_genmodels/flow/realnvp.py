@@ -238,6 +238,10 @@ class RealNVP(GenerativeModel):
     def _coupling_fn(net):
         def shift_and_log_scale_fn(x_masked, output_units, **condition_kwargs):
             shift, log_scale = net(x_masked, output_units=output_units)
+            # The coupling networks may compute in bfloat16/float16 under a
+            # mixed policy; the bijector chain, its log-determinants and the
+            # log-likelihood stay in float32: a sum of D log-scales loses
+            # whole nats in bfloat16's 8-bit mantissa.
             return tf.cast(shift, "float32"), tf.cast(log_scale, "float32")
 
         return shift_and_log_scale_fn
@@ -304,7 +308,7 @@ class RealNVP(GenerativeModel):
         x = tf.cast(x, "float32")
         noise = None
         if self.is_image:
-            noise = keras.random.uniform(tf.shape(x), seed=self.seed_generator)
+            noise = self.batch_noise(tf.shape(x), "uniform")
         loss = -tf.reduce_mean(self._log_prob_tf(x, noise))
         return {"loss": loss, "bits_per_dim": loss / (self.event_size * math.log(2.0))}
 

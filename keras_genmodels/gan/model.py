@@ -31,6 +31,8 @@ def discriminator_losses(real_logits, fake_logits, loss, label_smoothing=0.0):
     Returns:
         A scalar float32 tensor.
     """
+    # Losses in float32 under a mixed policy: softplus of large logits and
+    # the batch means lose precision in bfloat16/float16.
     real = tf.cast(real_logits, "float32")
     fake = tf.cast(fake_logits, "float32")
     if loss == "non_saturating":
@@ -421,7 +423,7 @@ class GAN(GenerativeModel):
         return scores, tf.reduce_sum(tf.square(gradients), axis=axes)
 
     def _draw_latents(self, batch_size):
-        return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        return self.batch_noise(tf.stack([batch_size, self.latent_dim]))
 
     def _discriminator_objective(self, real, labels, latents, training):
         fake = tf.stop_gradient(
@@ -441,7 +443,7 @@ class GAN(GenerativeModel):
         total = d_loss
         if self.gradient_penalty_weight:
             shape = tf.concat([tf.shape(real)[:1], tf.ones([len(self.data_shape)], "int32")], 0)
-            u = keras.random.uniform(shape, seed=self.seed_generator, dtype=real.dtype)
+            u = self.batch_noise(shape, "uniform", dtype=real.dtype)
             mixed = u * real + (1.0 - u) * fake
             _, sq_norms = self._input_gradient_norms(mixed, labels, training)
             penalty = tf.reduce_mean(tf.square(tf.sqrt(sq_norms + 1e-12) - 1.0))

@@ -257,12 +257,14 @@ def dcgan_generator(
     base = (image_shape[0] // scale, image_shape[1] // scale, filters[0])
     inputs, x = _generator_inputs(latent_dim, num_classes, embedding_dim)
     x = layers.Dense(math.prod(base), use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    # Statistics of the global batch under a `tf.distribute` strategy, so a
+    # mirrored step normalises as the one-device step does.
+    x = layers.BatchNormalization(synchronized=True)(x)
     x = layers.ReLU()(x)
     x = layers.Reshape(base)(x)
     for f in filters[1:]:
         x = layers.Conv2DTranspose(f, 4, strides=2, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(synchronized=True)(x)
         x = layers.ReLU()(x)
     outputs = layers.Conv2DTranspose(
         image_shape[-1], 4, strides=2, padding="same", activation="sigmoid"
