@@ -46,7 +46,10 @@ def top_k_filter(logits, k):
     vocab = tf.shape(logits)[-1]
     k = tf.cast(k, tf.int32)
     k = tf.where((k <= 0) | (k > vocab), vocab, k)
-    kth = tf.reduce_min(tf.math.top_k(logits, k=k).values, axis=-1, keepdims=True)
+    # A sort and a gather rather than `tf.math.top_k`, whose `k` XLA needs
+    # as a compile-time constant.
+    sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")
+    kth = tf.gather(sorted_logits, k - 1, axis=-1)[..., None]
     return tf.where(logits < kth, tf.cast(_NEG_INF, logits.dtype), logits)
 
 

@@ -1,5 +1,6 @@
 """A decoder-only byte-level transformer language model."""
 
+import functools
 import math
 
 import keras
@@ -26,7 +27,8 @@ class TransformerLM(GenerativeModel):
     and `accuracy`.
 
     `generate` fills a key/value cache from the prompt and runs the whole
-    sampling loop in one `tf.function`, built once and reused: each new token
+    sampling loop in one `tf.function`, built once and reused (the token
+    loop inside it XLA-compiled unless `jit_compile=False`): each new token
     costs one single-position pass instead of a pass over the window. When
     the window is full the cache is refilled from the last
     `context_length // 2` tokens, so generation can run past
@@ -134,6 +136,8 @@ class TransformerLM(GenerativeModel):
         self.add_loss_trackers("loss", "bits_per_char", "accuracy")
         self._generate_fn = None
         self._naive_generate_fn = None
+        self._decode_xla_fn = None
+        self._generate_graph_fn = None
         self._nll_fn = None
         self.build((None, self.context_length))
 
@@ -239,10 +243,18 @@ class TransformerLM(GenerativeModel):
     # ------------------------------------------------------------------
     # Generation.
     # ------------------------------------------------------------------
-    def _generate_tokens(self, prompt, max_new_tokens, temperature, top_k, top_p, seed):
-        """Cached generation: `(batch, max_new_tokens)` int32 new tokens."""
+    def _generate_tokens(
+        self, prompt, max_new_tokens, temperature, top_k, top_p, seed, jit_compile=False
+    ):
+        """Cached generation: `(batch, max_new_tokens)` int32 new tokens.
+
+        The prompt fills the cache in the calling graph; the token loop runs
+        in `_decode`, XLA-compiled when `jit_compile`. XLA compiles once per
+        batch size and power-of-two bucket of `max_new_tokens` (the noise is
+        padded to the bucket; the loop still stops after `max_new_tokens`),
+        whatever the prompt length.
+        """
         size = self.context_length
-        half = max(size // 2, 1)
         prompt_length = tf.shape(prompt)[1]
         keep = tf.minimum(prompt_length, size)
         window = prompt[:, prompt_length - keep :]
@@ -252,7 +264,38 @@ class TransformerLM(GenerativeModel):
         uniform = tf.random.stateless_uniform(
             tf.stack([max_new_tokens, batch, self.vocab_size]), seed=seed
         )
-        output = tf.TensorArray(tf.int32, size=max_new_tokens)
+        decode = self._decode
+        if jit_compile:
+            exponent = tf.math.ceil(
+                tf.math.log(tf.cast(max_new_tokens, tf.float32)) / _LN2 - 1e-4
+            )
+            slots = tf.maximum(
+                tf.maximum(tf.cast(2.0**exponent, tf.int32), max_new_tokens), 64
+            )
+            uniform = tf.pad(
+                uniform, [[0, slots - max_new_tokens], [0, 0], [0, 0]], constant_values=0.5
+            )
+            if self._decode_xla_fn is None:
+                self._decode_xla_fn = tf.function(self._decode, jit_compile=True)
+            decode = self._decode_xla_fn
+        tokens = decode(
+            logits, caches, history, keep, uniform, max_new_tokens, temperature, top_k, top_p
+        )
+        return tf.transpose(tokens[:max_new_tokens], [1, 0])
+
+    def _decode(
+        self, logits, caches, history, position, uniform, max_new_tokens, temperature,
+        top_k, top_p,
+    ):
+        """The sampling loop after the prefill: `(len(uniform), batch)` tokens.
+
+        Each new token costs one single-position pass through the cache; when
+        the window is full the cache is refilled from the last half of it.
+        Only the first `max_new_tokens` rows of the result are written.
+        """
+        size = self.context_length
+        half = max(size // 2, 1)
+        output = tf.TensorArray(tf.int32, size=tf.shape(uniform)[0])
 
         def refill(caches, history):
             recent = history[:, size - half :]
@@ -272,11 +315,11 @@ class TransformerLM(GenerativeModel):
             logits, caches = self._step(token, caches, position)
             return i + 1, logits, caches, history, position + 1, output
 
-        loop_vars = (tf.constant(0), logits, caches, history, keep, output)
+        loop_vars = (tf.constant(0), logits, caches, history, position, output)
         *_, output = tf.while_loop(
             lambda i, *_: i < max_new_tokens, body, loop_vars
         )
-        return tf.transpose(output.stack(), [1, 0])
+        return output.stack()
 
     def _naive_generate_tokens(self, prompt, max_new_tokens, temperature, top_k, top_p, seed):
         """Generation without a cache: every token re-runs all tokens so far.
@@ -336,6 +379,7 @@ class TransformerLM(GenerativeModel):
         top_p=None,
         seed=None,
         use_cache=True,
+        jit_compile=True,
     ):
         """Generates byte ids after a batch of equal-length prompts.
 
@@ -350,6 +394,11 @@ class TransformerLM(GenerativeModel):
             use_cache: `False` re-runs the model over all tokens so far for
                 every new token (for benchmarks and tests; prompt plus new
                 tokens must then fit in `context_length`).
+            jit_compile: Whether the cached loop runs XLA-compiled (several
+                times faster per token on a CPU; the first call for a batch
+                size and a power-of-two bucket of `max_new_tokens` compiles
+                it). The exported `generate` signature runs the same loop
+                without XLA.
 
         Returns:
             `(batch, max_new_tokens)` int32 numpy array.
@@ -364,8 +413,12 @@ class TransformerLM(GenerativeModel):
         temperature, top_k, top_p = sampling.check_sampling_arguments(
             temperature, top_k, top_p
         )
-        if use_cache:
-            fn = self._compiled("_generate_fn", self._generate_tokens)
+        if use_cache and jit_compile:
+            fn = self._compiled(
+                "_generate_fn", functools.partial(self._generate_tokens, jit_compile=True)
+            )
+        elif use_cache:
+            fn = self._compiled("_generate_graph_fn", self._generate_tokens)
         else:
             if prompt_tokens.shape[1] + max_new_tokens > self.context_length:
                 raise ValueError(

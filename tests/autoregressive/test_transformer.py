@@ -80,9 +80,11 @@ def test_cached_generation_equals_recomputation(trained):
     model = trained[0]
     prompt = tokenizer.encode("def ")[None]
     for kwargs in ({"temperature": 0.0}, {"temperature": 1.0, "seed": 5, "top_k": 5}):
-        cached = model.generate_tokens(prompt, 12, **kwargs)
+        cached = model.generate_tokens(prompt, 12, **kwargs)  # XLA-compiled loop.
         naive = model.generate_tokens(prompt, 12, use_cache=False, **kwargs)
         np.testing.assert_array_equal(cached, naive)
+        graph = model.generate_tokens(prompt, 12, jit_compile=False, **kwargs)
+        np.testing.assert_array_equal(cached, graph)
 
 
 def test_generation_is_learned_seeded_and_compiled_once(trained):
