@@ -127,6 +127,15 @@ def _signature_latency(model, repeats):
 
 
 def bench_preset(family, preset_name, peak_flops, quick):
+    phase_start = time.perf_counter()
+    phases = {}
+
+    def phase(name):
+        nonlocal phase_start
+        now = time.perf_counter()
+        phases[name] = round(now - phase_start, 2)
+        phase_start = now
+
     spec, model = _build(family, preset_name)
     batch_size = spec.batch_size
     batch = _one_batch(model, spec.dataset, batch_size)
@@ -137,14 +146,18 @@ def bench_preset(family, preset_name, peak_flops, quick):
     start = time.perf_counter()
     model.fit(repeated, epochs=1, verbose=0, shuffle=False)
     step_seconds = (time.perf_counter() - start) / steps
+    phase("train")
     flops = train_step_flops(model, batch)
+    phase("flops")
     num_samples = 16 if quick else 64
     model.sample(num_samples, seed=0)  # Warm-up (traces and compiles).
     start = time.perf_counter()
     samples = model.sample(num_samples, seed=1)
     sample_seconds = time.perf_counter() - start
     count, characters = _sample_units(model, samples)
+    phase("sample")
     saved, lite = _signature_latency(model, repeats=3 if quick else 10)
+    phase("export")
     row = {
         "family": family,
         "preset": preset_name,
@@ -161,6 +174,7 @@ def bench_preset(family, preset_name, peak_flops, quick):
         "savedmodel_latency_seconds": saved,
         "tflite_latency_seconds": lite,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "benchmark_seconds": phases,
     }
     return row
 
@@ -192,25 +206,27 @@ def _format(value):
     return str(value)
 
 
-def print_table(rows, peak_flops):
-    print(f"\nDense float32 matmul peak: {peak_flops / 1e9:.1f} GFLOP/s\n")
-    columns = [
-        ("family", "family"),
-        ("preset", "preset"),
-        ("params", "parameters"),
-        ("step ms", "train_step_seconds"),
-        ("ex/s", "train_examples_per_second"),
-        ("GFLOP/step", "train_step_flops"),
-        ("% peak", "fraction_of_matmul_peak"),
-        ("samples/s", "samples_per_second"),
-        ("SM ms", "savedmodel_latency_seconds"),
-        ("TFLite ms", "tflite_latency_seconds"),
-        ("RSS MiB", "peak_rss_mib"),
-    ]
+COLUMNS = [
+    ("family", "family"),
+    ("preset", "preset"),
+    ("params", "parameters"),
+    ("step ms", "train_step_seconds"),
+    ("ex/s", "train_examples_per_second"),
+    ("GFLOP/step", "train_step_flops"),
+    ("% peak", "fraction_of_matmul_peak"),
+    ("samples/s", "samples_per_second"),
+    ("SavedModel ms", "savedmodel_latency_seconds"),
+    ("TF Lite ms", "tflite_latency_seconds"),
+    ("RSS MiB", "peak_rss_mib"),
+]
+
+
+def table_cells(rows):
+    """The table's header and rows as strings, in display units."""
     table = []
     for row in rows:
         cells = []
-        for _, key in columns:
+        for _, key in COLUMNS:
             value = row.get(key)
             if key == "train_step_seconds":
                 value = value * 1e3
@@ -222,10 +238,24 @@ def print_table(rows, peak_flops):
                 value = " ".join(f"{k}={v * 1e3:.3g}" for k, v in value.items())
             cells.append(_format(value))
         table.append(cells)
-    widths = [max(len(h), *(len(r[i]) for r in table)) for i, (h, _) in enumerate(columns)]
-    print("  ".join(h.ljust(w) for (h, _), w in zip(columns, widths)))
+    return [header for header, _ in COLUMNS], table
+
+
+def print_table(rows, peak_flops):
+    print(f"\nDense float32 matmul peak: {peak_flops / 1e9:.1f} GFLOP/s\n")
+    headers, table = table_cells(rows)
+    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
     for cells in table:
         print("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
+
+
+def markdown_table(rows):
+    """The same table in Markdown, for the README."""
+    headers, table = table_cells(rows)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in table]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
@@ -269,7 +299,9 @@ def main(argv=None):
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         json.dump(result, f, indent=2)
-    print(f"\nWrote {out} ({result['seconds']} s)")
+    with open(os.path.splitext(out)[0] + ".md", "w") as f:
+        f.write(markdown_table(rows))
+    print(f"\nWrote {out} and its Markdown table ({result['seconds']} s)")
     return result
 
 
