@@ -6,7 +6,13 @@ runs the same sampler (same timesteps, same update, same noise) as one
 `tf.while_loop` in a cached `tf.function`. Both run in the same process, on
 the same (untrained: speed does not depend on the weights) model, at the same
 step count, after one warm-up call each; the table gives the median of
-`--repeats` timed calls and the largest difference between the two outputs.
+`--repeats` timed calls and the largest difference between the outputs.
+The `+XLA step` column is `DDPM.sample(..., jit_compile=True)`: the same
+loop with each step (network and update) compiled by XLA.
+
+Where the network's own compute dominates (the U-Net at 16 or more images on
+a CPU) no loop compilation can reach a large factor: the predict loop then
+costs the same compute plus its per-call overhead (tens of ms).
 
 Run from the repository root:
 
@@ -30,10 +36,13 @@ NAME = "diffusion_sampling_speed"
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 
 CASES = [
-    # (preset, builder overrides, samples, method, steps)
-    ("mlp2d", {}, 2000, "ddpm", 1000),
-    ("mlp2d", {}, 2000, "ddim", 100),
-    ("unet-mnist", {}, 16, "ddim", 50),
+    # (preset, samples, method, steps)
+    ("unet-mnist", 1, "ddim", 50),
+    ("unet-mnist", 4, "ddim", 50),
+    ("unet-mnist", 16, "ddim", 50),
+    ("unet-mnist", 64, "ddim", 50),
+    ("mlp2d", 2000, "ddim", 100),
+    ("mlp2d", 2000, "ddpm", 1000),
 ]
 
 
@@ -59,8 +68,8 @@ def python_loop(model, num_samples, method, num_steps, seed):
     return model.from_process_space(x).numpy()
 
 
-def timed(fn, repeats):
-    fn()  # Warm-up (tracing for the compiled loop).
+def timed(fn, repeats, warm_up=None):
+    (warm_up or fn)()  # Tracing (and the first predict call's setup).
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -72,13 +81,24 @@ def timed(fn, repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--presets", nargs="*", default=None, help="only these presets")
     args = parser.parse_args()
-    rows = []
-    for preset, overrides, n, method, steps in CASES:
-        model = keras_genmodels.build("diffusion", preset, seed=0, **overrides)
+    rows, models = [], {}
+    for preset, n, method, steps in CASES:
+        if args.presets and preset not in args.presets:
+            continue
+        if preset not in models:
+            models[preset] = keras_genmodels.build("diffusion", preset, seed=0)
+        model = models[preset]
         compiled_s, compiled = timed(
             lambda m=model, n=n, method=method, steps=steps: m.sample(
                 n, num_steps=steps, method=method, seed=[1, 2]
+            ),
+            args.repeats,
+        )
+        xla_s, xla = timed(
+            lambda m=model, n=n, method=method, steps=steps: m.sample(
+                n, num_steps=steps, method=method, seed=[1, 2], jit_compile=True
             ),
             args.repeats,
         )
@@ -87,6 +107,8 @@ def main():
                 m, n, method, steps, [1, 2]
             ),
             args.repeats,
+            # Two steps trace the predict function; a full warm-up adds nothing.
+            warm_up=lambda m=model, n=n, method=method: python_loop(m, n, method, 2, [1, 2]),
         )
         rows.append(
             {
@@ -95,25 +117,32 @@ def main():
                 "method": method,
                 "steps": steps,
                 "compiled_seconds": round(compiled_s, 3),
+                "compiled_xla_step_seconds": round(xla_s, 3),
                 "python_predict_seconds": round(python_s, 3),
                 "speedup": round(python_s / compiled_s, 2),
+                "speedup_xla_step": round(python_s / xla_s, 2),
                 "max_abs_diff": float(np.max(np.abs(compiled - looped))),
+                "max_abs_diff_xla_step": float(np.max(np.abs(xla - looped))),
             }
         )
+        print(rows[-1], flush=True)
     print(f"{'preset':<12}{'n':>6}{'method':>7}{'steps':>6}{'compiled s':>12}"
-          f"{'predict loop s':>16}{'speedup':>9}{'max diff':>10}")
+          f"{'+XLA step s':>13}{'predict loop s':>16}{'speedup':>9}{'+XLA':>7}{'max diff':>10}")
     for r in rows:
         print(f"{r['preset']:<12}{r['samples']:>6}{r['method']:>7}{r['steps']:>6}"
-              f"{r['compiled_seconds']:>12.3f}{r['python_predict_seconds']:>16.3f}"
-              f"{r['speedup']:>9.2f}{r['max_abs_diff']:>10.2g}")
+              f"{r['compiled_seconds']:>12.3f}{r['compiled_xla_step_seconds']:>13.3f}"
+              f"{r['python_predict_seconds']:>16.3f}{r['speedup']:>9.2f}"
+              f"{r['speedup_xla_step']:>7.2f}{r['max_abs_diff']:>10.2g}")
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, f"{NAME}.json"), "w") as f:
         json.dump(
             {
                 "rows": rows,
                 "target": "compiled loop >= 5x faster than the predict loop",
-                "note": "2-core CPU shared with other TensorFlow jobs; both loops "
-                "measured in the same run.",
+                "repeats": args.repeats,
+                "note": "2-core CPU shared with two other helpers' TensorFlow jobs "
+                "(load average 4-9): timings are noisy; all columns of a row are "
+                "measured in the same process, one after the other.",
             },
             f,
             indent=2,

@@ -234,12 +234,21 @@ class GaussianDiffusion:
         num_steps = tf.cast(num_steps, tf.int64)
         return tf.cast(tf.range(num_steps) * self.timesteps // num_steps, tf.int32)
 
-    def sample(self, predict_noise, shape, seed, num_steps, method="ddim", eta=0.0):
+    def sample(
+        self, predict_noise, shape, seed, num_steps, method="ddim", eta=0.0, jit_compile=False
+    ):
         """Runs the reverse process from `x_T ~ N(0, I)` in one `tf.while_loop`.
 
         `x_T` is drawn with `seed` and the noise of the `i`-th step (counted
         from the end) with `stateless_fold_in(seed, i + 1)`, so the result is a
         pure function of the seed.
+
+        With `jit_compile=True` the body of one step (network and update) is
+        an XLA cluster, while the loop and the noise stay in TensorFlow: XLA
+        draws different numbers from `tf.random.stateless_normal` than the
+        TensorFlow kernel, so compiling the whole loop would change the
+        samples of a seed. Results then match the uncompiled loop to float32
+        rounding, not bit for bit.
 
         Args:
             predict_noise: Callable `(x_t, t) -> noise` (a batch of int32 `t`).
@@ -250,6 +259,7 @@ class GaussianDiffusion:
                 respaced ancestral sampler, i.e. DDIM with `eta = 1`) or
                 `"ddim"`.
             eta: DDIM noise scale (ignored by `"ddpm"`).
+            jit_compile: Whether each step runs as one XLA cluster.
 
         Returns:
             The samples `x_0`, float32.
@@ -263,25 +273,27 @@ class GaussianDiffusion:
         timesteps = self.timestep_sequence(num_steps)
         count = tf.shape(timesteps)[0]
         x = tf.random.stateless_normal(shape, seed=seed)
-        batch = shape[:1]
 
-        def body(i, x):
-            t_scalar = timesteps[i]
-            t_prev_scalar = tf.where(i > 0, timesteps[tf.maximum(i - 1, 0)], -1)
-            t = tf.fill(batch, t_scalar)
-            t_prev = tf.fill(batch, t_prev_scalar)
-            step_seed = tf.random.experimental.stateless_fold_in(seed, i + 1)
-            noise = tf.random.stateless_normal(shape, seed=step_seed)
+        def step(x, t_scalar, t_prev_scalar, noise):
+            t = tf.fill(tf.shape(x)[:1], t_scalar)
+            t_prev = tf.fill(tf.shape(x)[:1], t_prev_scalar)
             eps = tf.cast(predict_noise(x, t), tf.float32)
             if method == "ddpm":
-                x_prev = tf.cond(
+                return tf.cond(
                     t_prev_scalar == t_scalar - 1,
                     lambda: self.ddpm_step(x, t, eps, noise),
                     lambda: self.ddim_step(x, t, t_prev, eps, noise, eta=1.0),
                 )
-            else:
-                x_prev = self.ddim_step(x, t, t_prev, eps, noise, eta=eta)
-            x_prev = tf.ensure_shape(x_prev, x.shape)
+            return self.ddim_step(x, t, t_prev, eps, noise, eta=eta)
+
+        if jit_compile:
+            step = tf.function(step, jit_compile=True, autograph=False)
+
+        def body(i, x):
+            t_prev_scalar = tf.where(i > 0, timesteps[tf.maximum(i - 1, 0)], -1)
+            step_seed = tf.random.experimental.stateless_fold_in(seed, i + 1)
+            noise = tf.random.stateless_normal(shape, seed=step_seed)
+            x_prev = tf.ensure_shape(step(x, timesteps[i], t_prev_scalar, noise), x.shape)
             return i - 1, x_prev
 
         _, x = tf.while_loop(
