@@ -10,6 +10,7 @@ from keras import layers as keras_layers
 
 from keras_genmodels.autoregressive import sampling, tokenizer, windows
 from keras_genmodels.autoregressive.layers import TransformerBlock
+from keras_genmodels.autoregressive.text_serving import text_endpoints
 from keras_genmodels.base import GenerativeModel, check_positive_int
 
 _LN2 = math.log(2.0)
@@ -598,39 +599,8 @@ class TransformerLM(GenerativeModel):
     # Export.
     # ------------------------------------------------------------------
     def serving_endpoints(self):
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([], tf.string, name="prompt"),
-                tf.TensorSpec([], tf.int32, name="max_new_tokens"),
-                tf.TensorSpec([], tf.float32, name="temperature"),
-                tf.TensorSpec([], tf.int32, name="top_k"),
-                tf.TensorSpec([2], tf.int32, name="seed"),
-            ]
-        )
-        def generate(prompt, max_new_tokens, temperature, top_k, seed):
-            tokens = tokenizer.tf_encode(prompt)
-            tokens = tf.cond(
-                tf.size(tokens) > 0,
-                lambda: tokens,
-                lambda: tf.constant([tokenizer.START_TOKEN], tf.int32),
-            )
-            new = self._generate_tokens(
-                tokens[None],
-                tf.maximum(max_new_tokens, 0),
-                temperature,
-                top_k,
-                tf.constant(1.0),
-                seed,
-            )
-            return {"text": tokenizer.tf_decode(new)[0]}
-
-        @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="text")])
-        def score(text):
-            return {"bits_per_char": self._bits_per_char(text)}
-
         return {
-            "generate": generate,
-            "score": score,
+            **text_endpoints(self._generate_tokens, self._bits_per_char),
             "next_token_logits": self._next_token_endpoint(None),
         }
 

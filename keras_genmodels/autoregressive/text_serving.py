@@ -1,0 +1,66 @@
+"""Text-in, text-out SavedModel signatures shared by the byte-level models.
+
+Both `TransformerLM` and a byte-mode `RNNAutoregressive` export the same two
+string signatures, so TF Serving answers a REST request with a completion
+or a score and the client never handles token ids.
+"""
+
+import tensorflow as tf
+
+from keras_genmodels.autoregressive import tokenizer
+
+
+def text_endpoints(generate_tokens, bits_per_char):
+    """Builds the `generate` and `score` signatures of a byte-level model.
+
+    Args:
+        generate_tokens: Callable `(tokens, max_new_tokens, temperature,
+            top_k, top_p, seed) -> new_tokens` on an int32 `[1, n]` prompt,
+            returning the int32 `[1, m]` continuation; `top_k = 0` and
+            `top_p = 1` switch those filters off, `temperature = 0` is greedy.
+        bits_per_char: Callable from a string scalar to the model's float32
+            bits per byte of that text.
+
+    Returns:
+        `{"generate": tf.function, "score": tf.function}` with input
+        signatures `generate(prompt: string [], max_new_tokens: int32 [],
+        temperature: float32 [], top_k: int32 [], seed: int32 [2]) ->
+        {"text": string []}` and `score(text: string []) ->
+        {"bits_per_char": float32 []}`. An empty prompt starts from the
+        start token.
+
+    Example:
+
+    ```python
+    endpoints = text_endpoints(model._generate_tokens, model._bits_per_char)
+    endpoints["generate"](tf.constant("def "), 16, 0.0, 0, [1, 2])["text"]
+    ```
+    """
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([], tf.string, name="prompt"),
+            tf.TensorSpec([], tf.int32, name="max_new_tokens"),
+            tf.TensorSpec([], tf.float32, name="temperature"),
+            tf.TensorSpec([], tf.int32, name="top_k"),
+            tf.TensorSpec([2], tf.int32, name="seed"),
+        ]
+    )
+    def generate(prompt, max_new_tokens, temperature, top_k, seed):
+        tokens = tokenizer.tf_encode(prompt)
+        tokens = tf.cond(
+            tf.size(tokens) > 0,
+            lambda: tokens,
+            lambda: tf.constant([tokenizer.START_TOKEN], tf.int32),
+        )
+        new = generate_tokens(
+            tokens[None], tf.maximum(max_new_tokens, 0), temperature, top_k,
+            tf.constant(1.0), seed,
+        )
+        return {"text": tokenizer.tf_decode(new)[0]}
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="text")])
+    def score(text):
+        return {"bits_per_char": bits_per_char(text)}
+
+    return {"generate": generate, "score": score}
