@@ -8,7 +8,10 @@ import tensorflow as tf
 from keras import layers as keras_layers
 
 from keras_genmodels.autoregressive import sampling, tokenizer, windows
-from keras_genmodels.autoregressive.text_serving import text_endpoints
+from keras_genmodels.autoregressive.text_serving import (
+    text_endpoints,
+    text_signature_examples,
+)
 from keras_genmodels.base import GenerativeModel, check_positive_int
 
 _LN2 = math.log(2.0)
@@ -605,14 +608,7 @@ class RNNAutoregressive(GenerativeModel):
                     "x": rng.integers(0, self.vocab_size, batch_size).astype("int32"),
                     "state": state,
                 },
-                "generate": {
-                    "prompt": np.array(b"def "),
-                    "max_new_tokens": np.int32(8),
-                    "temperature": np.float32(1.0),
-                    "top_k": np.int32(0),
-                    "seed": np.array([1, 2], np.int32),
-                },
-                "score": {"text": np.array(b"Return the value.")},
+                **text_signature_examples(),
             }
         t = np.arange(2 * self.sequence_length, dtype="float32")
         return {

@@ -5,6 +5,7 @@ string signatures, so TF Serving answers a REST request with a completion
 or a score and the client never handles token ids.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from keras_genmodels.autoregressive import tokenizer
@@ -64,3 +65,22 @@ def text_endpoints(generate_tokens, bits_per_char):
         return {"bits_per_char": bits_per_char(text)}
 
     return {"generate": generate, "score": score}
+
+
+def text_signature_examples():
+    """Example inputs of the `generate` and `score` signatures.
+
+    Returns:
+        `{"generate": {...}, "score": {...}}` of numpy values, as
+        `GenerativeModel.signature_examples` returns them.
+    """
+    return {
+        "generate": {
+            "prompt": np.array(b"def "),
+            "max_new_tokens": np.int32(8),
+            "temperature": np.float32(1.0),
+            "top_k": np.int32(0),
+            "seed": np.array([1, 2], np.int32),
+        },
+        "score": {"text": np.array(b"Return the value.")},
+    }

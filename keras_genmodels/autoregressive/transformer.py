@@ -10,7 +10,10 @@ from keras import layers as keras_layers
 
 from keras_genmodels.autoregressive import sampling, tokenizer, windows
 from keras_genmodels.autoregressive.layers import TransformerBlock
-from keras_genmodels.autoregressive.text_serving import text_endpoints
+from keras_genmodels.autoregressive.text_serving import (
+    text_endpoints,
+    text_signature_examples,
+)
 from keras_genmodels.base import GenerativeModel, check_positive_int
 
 _LN2 = math.log(2.0)
@@ -624,14 +627,7 @@ class TransformerLM(GenerativeModel):
         tokens = rng.integers(32, 127, (batch_size, self.context_length)).astype("int32")
         length = rng.integers(1, self.context_length + 1, batch_size).astype("int32")
         return {
-            "generate": {
-                "prompt": np.array(b"def "),
-                "max_new_tokens": np.int32(8),
-                "temperature": np.float32(1.0),
-                "top_k": np.int32(0),
-                "seed": np.array([1, 2], np.int32),
-            },
-            "score": {"text": np.array(b"Return the value.")},
+            **text_signature_examples(),
             "next_token_logits": {"tokens": tokens, "length": length},
         }
 
