@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_genmodels  # noqa: E402
+from benchmarks import command_line  # noqa: E402
 from keras_genmodels import data, plotting, presets  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
@@ -115,10 +116,7 @@ def main():
     with open(os.path.join(RESULTS, f"{NAME}.json"), "w") as f:
         json.dump(
             {
-                "command": "python -m benchmarks.flow_toy2d " + " ".join(
-                    f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-                    for k, v in vars(args).items() if v is not None
-                ),
+                "command": command_line("flow_toy2d", args),
                 "machine_note": "2 shared CPU cores; timings are pessimistic.",
                 "results": rows,
             },

@@ -31,6 +31,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_genmodels  # noqa: E402
+from benchmarks import command_line  # noqa: E402
 from keras_genmodels import data, plotting, presets  # noqa: E402
 from keras_genmodels.evaluation import mode_coverage  # noqa: E402
 
@@ -144,10 +145,7 @@ def main():
     with open(os.path.join(RESULTS, f"{NAME}.json"), "w") as f:
         json.dump(
             {
-                "command": "python -m benchmarks.gan_mode_coverage " + " ".join(
-                    f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-                    for k, v in vars(args).items() if v is not None
-                ),
+                "command": command_line("gan_mode_coverage", args),
                 "protocol": "2,500 samples; high quality within 3 sigma of the nearest centre.",
                 "targets": "grid25: >= 24/25 modes and >= 80% high quality; ring8: 8/8 and "
                            ">= 80%; each within 600 s of training.",
