@@ -10,9 +10,12 @@ step count, after one warm-up call each; the table gives the median of
 The `+XLA step` column is `DDPM.sample(..., jit_compile=True)`: the same
 loop with each step (network and update) compiled by XLA.
 
-Where the network's own compute dominates (the U-Net at 16 or more images on
-a CPU) no loop compilation can reach a large factor: the predict loop then
-costs the same compute plus its per-call overhead (tens of ms).
+The `network only s` column is a floor for any loop: `steps` calls of the
+network alone in one graph loop (no update, no noise), at the same batch.
+The compiled loop's time over that floor is its whole overhead. Where the
+network's own compute dominates (the U-Net at 16 or more images on a CPU)
+no loop can reach a large factor over the predict loop, which costs the
+same compute plus its per-call overhead (about 90 ms).
 
 Run from the repository root:
 
@@ -39,6 +42,7 @@ CASES = [
     # (preset, samples, method, steps)
     ("unet-mnist", 1, "ddim", 50),
     ("unet-mnist", 4, "ddim", 50),
+    ("unet-mnist", 8, "ddim", 50),
     ("unet-mnist", 16, "ddim", 50),
     ("unet-mnist", 64, "ddim", 50),
     ("mlp2d", 2000, "ddim", 100),
@@ -66,6 +70,29 @@ def python_loop(model, num_samples, method, num_steps, seed):
         else:
             x = process.ddim_step(x, t, t_prev, eps, noise, 1.0 if method == "ddpm" else 0.0)
     return model.from_process_space(x).numpy()
+
+
+def network_floor(model, num_samples, steps, repeats):
+    """Seconds for `steps` calls of the EMA network alone, in one graph loop.
+
+    Each call takes the previous output as its input (so none can be
+    skipped); there is no sampler update, no noise and no Python between
+    calls: no sampling loop at this batch size can be faster.
+    """
+    network = model.ema_network
+    x = tf.random.normal([num_samples, *model.data_shape])
+    t = tf.fill([num_samples], model.timesteps // 2)
+
+    @tf.function(autograph=False)
+    def repeated(x, t):
+        return tf.while_loop(
+            lambda i, x: i < steps,
+            lambda i, x: (i + 1, network([x, t], training=False)),
+            (tf.constant(0), x),
+        )[1]
+
+    seconds, _ = timed(lambda: repeated(x, t).numpy(), repeats)
+    return seconds
 
 
 def timed(fn, repeats, warm_up=None):
@@ -110,6 +137,7 @@ def main():
             # Two steps trace the predict function; a full warm-up adds nothing.
             warm_up=lambda m=model, n=n, method=method: python_loop(m, n, method, 2, [1, 2]),
         )
+        floor_s = network_floor(model, n, steps, args.repeats)
         rows.append(
             {
                 "preset": preset,
@@ -119,30 +147,40 @@ def main():
                 "compiled_seconds": round(compiled_s, 3),
                 "compiled_xla_step_seconds": round(xla_s, 3),
                 "python_predict_seconds": round(python_s, 3),
+                "network_only_seconds": round(floor_s, 3),
                 "speedup": round(python_s / compiled_s, 2),
                 "speedup_xla_step": round(python_s / xla_s, 2),
                 "max_abs_diff": float(np.max(np.abs(compiled - looped))),
                 "max_abs_diff_xla_step": float(np.max(np.abs(xla - looped))),
+                "load_average_1min": round(os.getloadavg()[0], 2),
             }
         )
         print(rows[-1], flush=True)
     print(f"{'preset':<12}{'n':>6}{'method':>7}{'steps':>6}{'compiled s':>12}"
-          f"{'+XLA step s':>13}{'predict loop s':>16}{'speedup':>9}{'+XLA':>7}{'max diff':>10}")
+          f"{'+XLA step s':>13}{'predict loop s':>16}{'network only s':>16}"
+          f"{'speedup':>9}{'+XLA':>7}{'max diff':>10}")
     for r in rows:
         print(f"{r['preset']:<12}{r['samples']:>6}{r['method']:>7}{r['steps']:>6}"
               f"{r['compiled_seconds']:>12.3f}{r['compiled_xla_step_seconds']:>13.3f}"
-              f"{r['python_predict_seconds']:>16.3f}{r['speedup']:>9.2f}"
+              f"{r['python_predict_seconds']:>16.3f}{r['network_only_seconds']:>16.3f}"
+              f"{r['speedup']:>9.2f}"
               f"{r['speedup_xla_step']:>7.2f}{r['max_abs_diff']:>10.2g}")
     os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, f"{NAME}.json"), "w") as f:
+    path = os.path.join(RESULTS, f"{NAME}.json")
+    if args.presets and os.path.exists(path):  # Keep the other presets' rows.
+        with open(path) as f:
+            kept = [r for r in json.load(f)["rows"] if r["preset"] not in args.presets]
+        rows = kept + rows
+    with open(path, "w") as f:
         json.dump(
             {
                 "rows": rows,
                 "target": "compiled loop >= 5x faster than the predict loop",
                 "repeats": args.repeats,
-                "note": "2-core CPU shared with two other helpers' TensorFlow jobs "
-                "(load average 4-9): timings are noisy; all columns of a row are "
-                "measured in the same process, one after the other.",
+                "cpu_count": os.cpu_count(),
+                "note": "All columns of a row are measured in the same process, one "
+                "after the other; a row's load average above cpu_count means other "
+                "jobs shared the CPU and its timings are noisy.",
             },
             f,
             indent=2,

@@ -10,19 +10,19 @@ import keras
 from keras import layers
 
 from keras_genmodels.base import check_positive_int
-from keras_genmodels.diffusion.layers import SinusoidalEmbedding
+from keras_genmodels.diffusion.layers import FastGroupNormalization, SinusoidalEmbedding
 
 
 def _residual_block(x, emb, filters, groups, dropout, name):
     """`GN -> SiLU -> Conv -> + Dense(emb) -> GN -> SiLU -> Dropout -> Conv` + skip."""
-    h = layers.GroupNormalization(groups, name=f"{name}_norm_1")(x)
+    h = FastGroupNormalization(groups, name=f"{name}_norm_1")(x)
     h = layers.Activation("silu", name=f"{name}_silu_1")(h)
     h = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv_1")(h)
     e = layers.Activation("silu", name=f"{name}_emb_silu")(emb)
     e = layers.Dense(filters, name=f"{name}_emb_dense")(e)
     e = layers.Reshape((1, 1, filters), name=f"{name}_emb_reshape")(e)
     h = layers.Add(name=f"{name}_add_emb")([h, e])
-    h = layers.GroupNormalization(groups, name=f"{name}_norm_2")(h)
+    h = FastGroupNormalization(groups, name=f"{name}_norm_2")(h)
     h = layers.Activation("silu", name=f"{name}_silu_2")(h)
     if dropout:
         h = layers.Dropout(dropout, name=f"{name}_dropout")(h)
@@ -35,7 +35,7 @@ def _residual_block(x, emb, filters, groups, dropout, name):
 def _attention_block(x, groups, num_heads, name):
     """Self-attention over the `H * W` positions, with a residual connection."""
     height, width, channels = x.shape[1:]
-    h = layers.GroupNormalization(groups, name=f"{name}_norm")(x)
+    h = FastGroupNormalization(groups, name=f"{name}_norm")(x)
     h = layers.Reshape((height * width, channels), name=f"{name}_flatten")(h)
     h = layers.MultiHeadAttention(
         num_heads, channels // num_heads, name=f"{name}_attention"
@@ -158,7 +158,7 @@ def unet(
             h = layers.UpSampling2D(2, interpolation="nearest", name=f"up_{level}_resize")(h)
             h = layers.Conv2D(h.shape[-1], 3, padding="same", name=f"up_{level}_conv")(h)
 
-    h = layers.GroupNormalization(groups, name="output_norm")(h)
+    h = FastGroupNormalization(groups, name="output_norm")(h)
     h = layers.Activation("silu", name="output_silu")(h)
     outputs = layers.Conv2D(
         image_shape[-1], 3, padding="same", name="noise", dtype="float32"
