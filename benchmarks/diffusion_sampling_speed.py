@@ -5,8 +5,10 @@ calls `network.predict` and then updates the sample eagerly. `DDPM.sample`
 runs the same sampler (same timesteps, same update, same noise) as one
 `tf.while_loop` in a cached `tf.function`. Both run in the same process, on
 the same (untrained: speed does not depend on the weights) model, at the same
-step count, after one warm-up call each; the table gives the median of
-`--repeats` timed calls and the largest difference between the outputs.
+step count, after one warm-up call each; the loops take turns for
+`--repeats` rounds and the table gives each one's best time (the least
+inflated by other jobs on a shared machine) and the largest difference
+between the outputs.
 The `+XLA step` column is `DDPM.sample(..., jit_compile=True)`: the same
 loop with each step (network and update) compiled by XLA.
 
@@ -27,7 +29,6 @@ Prints a table and writes `benchmarks/results/diffusion_sampling_speed.json`.
 import argparse
 import json
 import os
-import statistics
 import time
 
 import numpy as np
@@ -72,12 +73,13 @@ def python_loop(model, num_samples, method, num_steps, seed):
     return model.from_process_space(x).numpy()
 
 
-def network_floor(model, num_samples, steps, repeats):
-    """Seconds for `steps` calls of the EMA network alone, in one graph loop.
+def network_floor(model, num_samples, steps):
+    """A callable running `steps` calls of the EMA network alone in one graph loop.
 
-    Each call takes the previous output as its input (so none can be
-    skipped); there is no sampler update, no noise and no Python between
-    calls: no sampling loop at this batch size can be faster.
+    Each call's input is `x + 0.001 * previous output` (so no call can be
+    hoisted or skipped, and the values stay those of a sampler's inputs);
+    there is no sampler update, no noise and no Python between calls: no
+    sampling loop at this batch size can be much faster.
     """
     network = model.ema_network
     x = tf.random.normal([num_samples, *model.data_shape])
@@ -87,22 +89,38 @@ def network_floor(model, num_samples, steps, repeats):
     def repeated(x, t):
         return tf.while_loop(
             lambda i, x: i < steps,
-            lambda i, x: (i + 1, network([x, t], training=False)),
-            (tf.constant(0), x),
+            lambda i, y: (i + 1, network([x + 0.001 * y, t], training=False)),
+            (tf.constant(0), tf.zeros_like(x)),
         )[1]
 
-    seconds, _ = timed(lambda: repeated(x, t).numpy(), repeats)
-    return seconds
+    return lambda: repeated(x, t).numpy()
 
 
-def timed(fn, repeats, warm_up=None):
-    (warm_up or fn)()  # Tracing (and the first predict call's setup).
-    times = []
+def best_times(loops, repeats):
+    """Best-of-`repeats` seconds of each loop, the loops interleaved.
+
+    Every loop runs once untimed first (tracing, XLA compilation, the first
+    predict call's setup). The repeats then take turns, so a change of load
+    on a shared machine hits every loop alike; the minimum is the estimate
+    least inflated by other jobs.
+
+    Args:
+        loops: Dict name -> `(fn, warm_up or None)`.
+        repeats: Timed calls per loop.
+
+    Returns:
+        `(seconds, outputs)`: dicts name -> best seconds, name -> last output.
+    """
+    for fn, warm_up in loops.values():
+        (warm_up or fn)()
+    seconds = {name: float("inf") for name in loops}
+    outputs = {}
     for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+        for name, (fn, _) in loops.items():
+            start = time.perf_counter()
+            outputs[name] = fn()
+            seconds[name] = min(seconds[name], time.perf_counter() - start)
+    return seconds, outputs
 
 
 def main():
@@ -117,27 +135,35 @@ def main():
         if preset not in models:
             models[preset] = keras_genmodels.build("diffusion", preset, seed=0)
         model = models[preset]
-        compiled_s, compiled = timed(
-            lambda m=model, n=n, method=method, steps=steps: m.sample(
-                n, num_steps=steps, method=method, seed=[1, 2]
-            ),
+        seconds, out = best_times(
+            {
+                "compiled": (
+                    lambda m=model, n=n, method=method, steps=steps: m.sample(
+                        n, num_steps=steps, method=method, seed=[1, 2]
+                    ),
+                    None,
+                ),
+                "xla": (
+                    lambda m=model, n=n, method=method, steps=steps: m.sample(
+                        n, num_steps=steps, method=method, seed=[1, 2], jit_compile=True
+                    ),
+                    None,
+                ),
+                "predict": (
+                    lambda m=model, n=n, method=method, steps=steps: python_loop(
+                        m, n, method, steps, [1, 2]
+                    ),
+                    # Two steps trace the predict function; more add nothing.
+                    lambda m=model, n=n, method=method: python_loop(m, n, method, 2, [1, 2]),
+                ),
+                "floor": (network_floor(model, n, steps), None),
+            },
             args.repeats,
         )
-        xla_s, xla = timed(
-            lambda m=model, n=n, method=method, steps=steps: m.sample(
-                n, num_steps=steps, method=method, seed=[1, 2], jit_compile=True
-            ),
-            args.repeats,
+        compiled_s, xla_s, python_s, floor_s = (
+            seconds[k] for k in ("compiled", "xla", "predict", "floor")
         )
-        python_s, looped = timed(
-            lambda m=model, n=n, method=method, steps=steps: python_loop(
-                m, n, method, steps, [1, 2]
-            ),
-            args.repeats,
-            # Two steps trace the predict function; a full warm-up adds nothing.
-            warm_up=lambda m=model, n=n, method=method: python_loop(m, n, method, 2, [1, 2]),
-        )
-        floor_s = network_floor(model, n, steps, args.repeats)
+        compiled, xla, looped = out["compiled"], out["xla"], out["predict"]
         rows.append(
             {
                 "preset": preset,
@@ -177,6 +203,7 @@ def main():
                 "rows": rows,
                 "target": "compiled loop >= 5x faster than the predict loop",
                 "repeats": args.repeats,
+                "statistic": "best of the repeats, loops interleaved",
                 "cpu_count": os.cpu_count(),
                 "note": "All columns of a row are measured in the same process, one "
                 "after the other; a row's load average above cpu_count means other "
