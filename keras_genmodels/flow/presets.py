@@ -29,9 +29,10 @@ def _build(event_shape, learning_rate, clipnorm, decay_steps, jit_compile="auto"
         kwargs.setdefault("logit_alpha", LOGIT_ALPHA)
         kwargs.setdefault("num_levels", NUM_LEVELS)
     model = RealNVP(event_shape, **kwargs)
-    # Keras' "auto" (XLA with a GPU, not on a CPU): `benchmarks.jit_compile`
-    # measured XLA at 0.53x and 0.95x the plain graph's throughput for the
-    # `mnist` preset on the 2-core CPU (medians of 5 rounds, two runs).
+    # Keras' "auto" (XLA with a GPU, not on a CPU nor under a strategy). On
+    # the quiet 2-core CPU `benchmarks.jit_compile` measured XLA at 1.27x and
+    # 2.04x for `mnist` but 0.85x for `mlp2d` (0.53x and 0.95x for `mnist`
+    # beside other jobs): docs/flow.md recommends `--jit-compile on` there.
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm),
         jit_compile=jit_compile,
