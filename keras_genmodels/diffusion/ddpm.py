@@ -257,9 +257,10 @@ class DDPM(GenerativeModel):
             seed: `None`, an int or a pair of ints.
             jit_compile: Whether each reverse step (network and update) runs
                 as one XLA cluster. On the 2-core development CPU (quiet) it
-                sped the `unet-mnist` loop up 2.7x at 1 image, 1.4x at 8 and
-                1.2x at 16, but was 10% slower at 64 images (the CLI's grid)
-                and equal for the MLP, so it is off by default. Samples then
+                sped the `unet-mnist` loop up 2.4x at 1 image, 1.5x at 8 and
+                1.1x at 16 and the MLP's 1.1-1.2x, but was 10% slower at 64
+                images (the grid the command writes) and its first call
+                compiles for seconds, so it is off by default. Samples then
                 match the default to float32 rounding, not bit for bit.
                 Exports never use XLA (TF Serving disables XLA:CPU by default).
 
