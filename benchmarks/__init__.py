@@ -1,6 +1,9 @@
 """Speed and quality benchmarks: `python -m benchmarks.NAME` prints a table and
 writes JSON under `benchmarks/results/`."""
 
+import json
+import os
+
 
 def command_line(module, args):
     """The command that reproduces a benchmark run, for its JSON.
@@ -19,3 +22,26 @@ def command_line(module, args):
         if v is not None
     )
     return f"python -m benchmarks.{module} {options}"
+
+
+def merged_rows(path, rows, key, field="rows"):
+    """This run's rows plus the rows of an earlier result they do not replace.
+
+    A run over part of a benchmark (some families, some presets) updates its
+    rows in the result file and keeps the others.
+
+    Args:
+        path: The JSON an earlier run wrote (need not exist).
+        rows: This run's rows, dicts.
+        key: Names of the fields that identify a row, e.g. `("preset",)`.
+        field: Name of the list of rows in the JSON.
+
+    Returns:
+        The earlier rows whose key no new row has, then `rows`.
+    """
+    if not os.path.isfile(path):
+        return list(rows)
+    with open(path) as f:
+        earlier = json.load(f).get(field, [])
+    replaced = {tuple(row[k] for k in key) for row in rows}
+    return [r for r in earlier if tuple(r.get(k) for k in key) not in replaced] + list(rows)

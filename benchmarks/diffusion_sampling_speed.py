@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_genmodels
+from benchmarks import merged_rows
 
 NAME = "diffusion_sampling_speed"
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
@@ -193,10 +194,8 @@ def main():
               f"{r['speedup_xla_step']:>7.2f}{r['max_abs_diff']:>10.2g}")
     os.makedirs(RESULTS, exist_ok=True)
     path = os.path.join(RESULTS, f"{NAME}.json")
-    if args.presets and os.path.exists(path):  # Keep the other presets' rows.
-        with open(path) as f:
-            kept = [r for r in json.load(f)["rows"] if r["preset"] not in args.presets]
-        rows = kept + rows
+    if args.presets:  # Keep the other presets' rows.
+        rows = merged_rows(path, rows, key=("preset",))
     with open(path, "w") as f:
         json.dump(
             {

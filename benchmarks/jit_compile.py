@@ -30,6 +30,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks import merged_rows  # noqa: E402
 from keras_genmodels import data, presets  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
@@ -139,14 +140,8 @@ def main(argv=None):
         "results": rows,
     }
     path = os.path.join(RESULTS, f"{NAME}.json")
-    if os.path.isfile(path):
-        # A run over some families replaces their rows and keeps the others.
-        with open(path) as f:
-            kept = [
-                r for r in json.load(f).get("results", [])
-                if (r["family"], r["preset"]) not in {(n["family"], n["preset"]) for n in rows}
-            ]
-        result["results"] = kept + rows
+    # A run over some families replaces their rows and keeps the others.
+    result["results"] = merged_rows(path, rows, key=("family", "preset"), field="results")
     with open(path, "w") as f:
         json.dump(result, f, indent=2)
     print(f"Wrote {path}")
