@@ -17,7 +17,7 @@ network alone in one graph loop (no update, no noise), at the same batch.
 The compiled loop's time over that floor is its whole overhead. Where the
 network's own compute dominates (the U-Net at 16 or more images on a CPU)
 no loop can reach a large factor over the predict loop, which costs the
-same compute plus its per-call overhead (65-80 ms per step here).
+same compute plus its per-call overhead (60-80 ms per step here).
 
 Run from the repository root:
 
