@@ -3,6 +3,7 @@ writes JSON under `benchmarks/results/`."""
 
 import json
 import os
+import time
 
 
 def command_line(module, args):
@@ -45,3 +46,30 @@ def merged_rows(path, rows, key, field="rows"):
         earlier = json.load(f).get(field, [])
     replaced = {tuple(row[k] for k in key) for row in rows}
     return [r for r in earlier if tuple(r.get(k) for k in key) not in replaced] + list(rows)
+
+
+def best_times(loops, repeats):
+    """Best-of-`repeats` seconds of each loop, the loops interleaved.
+
+    Every loop runs once untimed first (tracing, XLA compilation, the first
+    predict call's setup). The repeats then take turns, so a change of load
+    on a shared machine hits every loop alike; the minimum is the estimate
+    least inflated by other jobs.
+
+    Args:
+        loops: Dict name -> `(fn, warm_up or None)`.
+        repeats: Timed calls per loop.
+
+    Returns:
+        `(seconds, outputs)`: dicts name -> best seconds, name -> last output.
+    """
+    for fn, warm_up in loops.values():
+        (warm_up or fn)()
+    seconds = {name: float("inf") for name in loops}
+    outputs = {}
+    for _ in range(repeats):
+        for name, (fn, _) in loops.items():
+            start = time.perf_counter()
+            outputs[name] = fn()
+            seconds[name] = min(seconds[name], time.perf_counter() - start)
+    return seconds, outputs

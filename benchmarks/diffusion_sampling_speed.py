@@ -29,13 +29,12 @@ Prints a table and writes `benchmarks/results/diffusion_sampling_speed.json`.
 import argparse
 import json
 import os
-import time
 
 import numpy as np
 import tensorflow as tf
 
 import keras_genmodels
-from benchmarks import merged_rows
+from benchmarks import best_times, merged_rows
 
 NAME = "diffusion_sampling_speed"
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
@@ -95,33 +94,6 @@ def network_floor(model, num_samples, steps):
         )[1]
 
     return lambda: repeated(x, t).numpy()
-
-
-def best_times(loops, repeats):
-    """Best-of-`repeats` seconds of each loop, the loops interleaved.
-
-    Every loop runs once untimed first (tracing, XLA compilation, the first
-    predict call's setup). The repeats then take turns, so a change of load
-    on a shared machine hits every loop alike; the minimum is the estimate
-    least inflated by other jobs.
-
-    Args:
-        loops: Dict name -> `(fn, warm_up or None)`.
-        repeats: Timed calls per loop.
-
-    Returns:
-        `(seconds, outputs)`: dicts name -> best seconds, name -> last output.
-    """
-    for fn, warm_up in loops.values():
-        (warm_up or fn)()
-    seconds = {name: float("inf") for name in loops}
-    outputs = {}
-    for _ in range(repeats):
-        for name, (fn, _) in loops.items():
-            start = time.perf_counter()
-            outputs[name] = fn()
-            seconds[name] = min(seconds[name], time.perf_counter() - start)
-    return seconds, outputs
 
 
 def main():

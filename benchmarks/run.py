@@ -35,6 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks import best_times  # noqa: E402
 from keras_genmodels import data, export, presets  # noqa: E402
 
 RESULTS_DIR = os.path.join(os.path.dirname(__file__), "results")
@@ -62,10 +63,10 @@ def matmul_peak_flops(size=2048, repeats=10):
     a = tf.random.normal((size, size))
     b = tf.random.normal((size, size))
     matmul = tf.function(lambda: tf.reduce_sum(tf.linalg.matmul(a, b)))
-    matmul().numpy()
     # The fastest of the repeats: the practical peak, least disturbed by
     # other work on the machine.
-    seconds = min(_median_seconds(lambda: matmul().numpy(), 1) for _ in range(repeats))
+    seconds, _ = best_times({"matmul": (lambda: matmul().numpy(), None)}, repeats)
+    seconds = seconds["matmul"]
     return 2 * size**3 / seconds
 
 

@@ -1,7 +1,8 @@
 import argparse
 import json
 
-from benchmarks import command_line, merged_rows
+import benchmarks
+from benchmarks import best_times, command_line, merged_rows
 
 
 def test_merged_rows_replaces_matching_rows_and_keeps_the_others(tmp_path):
@@ -23,3 +24,28 @@ def test_command_line_reproduces_the_arguments():
     assert command_line("diffusion_sampling_speed", args) == (
         "python -m benchmarks.diffusion_sampling_speed --presets unet-mnist mlp2d --repeats 5"
     )
+
+
+def test_best_times_warms_up_interleaves_and_keeps_the_minimum(monkeypatch):
+    # Timed calls in order a, b, a, b lasting 5, 2, 3 and 4 seconds.
+    clock = iter([0, 5, 10, 12, 20, 23, 30, 34])
+    monkeypatch.setattr(benchmarks.time, "perf_counter", lambda: next(clock))
+    calls = []
+
+    def loop(name, results):
+        def run():
+            calls.append(name)
+            return results.pop(0)
+
+        return run
+
+    seconds, outputs = best_times(
+        {
+            "a": (loop("a", [0, 1, 2]), None),
+            "b": (loop("b", [10, 11]), loop("b-warm-up", [None])),
+        },
+        repeats=2,
+    )
+    assert calls == ["a", "b-warm-up", "a", "b", "a", "b"]
+    assert outputs == {"a": 2, "b": 11}
+    assert seconds == {"a": 3, "b": 2}
