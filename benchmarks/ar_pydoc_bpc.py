@@ -96,7 +96,7 @@ def main():
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps")
     parser.add_argument(
         "--minutes", type=float, default=None,
-        help="wall-clock training budget; sets the steps from a timed probe",
+        help="training budget on --clock; sets the steps from a timed probe",
     )
     parser.add_argument("--clock", default="wall", choices=["wall", "cpu"])
     parser.add_argument("--cores", type=int, default=2, help="for --clock cpu")
