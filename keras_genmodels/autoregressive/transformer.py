@@ -8,7 +8,12 @@ import numpy as np
 import tensorflow as tf
 from keras import layers as keras_layers
 
-from keras_genmodels.autoregressive import sampling, tokenizer, windows
+from keras_genmodels.autoregressive import (
+    dynamic_evaluation,
+    sampling,
+    tokenizer,
+    windows,
+)
 from keras_genmodels.autoregressive.layers import TransformerBlock
 from keras_genmodels.autoregressive.text_serving import (
     text_endpoints,
@@ -570,8 +575,44 @@ class TransformerLM(GenerativeModel):
             count += float(n)
         return total / count / _LN2
 
-    def evaluation_metrics(self, dataset, batch_size=64, dataset_name=None, **kwargs):
-        """Test bits per character (UTF-8 byte), and the `xz -9` baseline.
+    def dynamic_bits_per_char(
+        self,
+        tokens,
+        learning_rate=dynamic_evaluation.DEFAULT_LEARNING_RATE,
+        stride=None,
+    ):
+        """Bits per byte while the model keeps learning from the text it scores.
+
+        Dynamic evaluation (Krause et al., 2018; see
+        `keras_genmodels.autoregressive.dynamic_evaluation`): the text is
+        read in segments of `stride` bytes, each scored with the current
+        weights and then learned from with one SGD step on its window. Like
+        `xz` coding a text, every byte is predicted from the bytes before it
+        only, so the result is a code length. The model's weights are
+        restored afterwards.
+
+        Args:
+            tokens: 1-D int array of byte ids (or a `str`).
+            learning_rate: SGD step size after each segment; 0 gives
+                `bits_per_char`.
+            stride: Bytes per segment; default `context_length // 2`.
+
+        Returns:
+            A float, bits per UTF-8 byte.
+        """
+        return dynamic_evaluation.dynamic_bits_per_char(
+            self, tokens, learning_rate, stride
+        )
+
+    def evaluation_metrics(
+        self,
+        dataset,
+        batch_size=64,
+        dataset_name=None,
+        dynamic_learning_rate=dynamic_evaluation.DEFAULT_LEARNING_RATE,
+        **kwargs,
+    ):
+        """Test bits per character (UTF-8 byte), static and dynamic, and `xz -9`.
 
         Args:
             dataset: Unbatched test-split dataset of byte ids.
@@ -579,11 +620,15 @@ class TransformerLM(GenerativeModel):
             dataset_name: The data set's name; when given (as the command
                 does), the conditional `xz -9e` rate of the test split after
                 the train split is computed too.
+            dynamic_learning_rate: Step size of `dynamic_bits_per_char`;
+                `None` leaves that figure out.
             **kwargs: Ignored.
 
         Returns:
             `{"bits_per_char", "num_chars", "context_length"}`, plus
-            `"xz_bits_per_char"` when `dataset_name` is given.
+            `"dynamic_bits_per_char"` and `"dynamic_learning_rate"` unless
+            `dynamic_learning_rate` is `None`, and `"xz_bits_per_char"` when
+            `dataset_name` is given.
         """
         del kwargs
         tokens = windows.stream_array(dataset, "int32")
@@ -592,6 +637,11 @@ class TransformerLM(GenerativeModel):
             "num_chars": int(len(tokens)),
             "context_length": self.context_length,
         }
+        if dynamic_learning_rate is not None:
+            metrics["dynamic_bits_per_char"] = self.dynamic_bits_per_char(
+                tokens, dynamic_learning_rate
+            )
+            metrics["dynamic_learning_rate"] = dynamic_learning_rate
         if dataset_name is not None:
             from keras_genmodels.evaluation import xz_baseline
 

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from keras_genmodels import build, export
-from keras_genmodels.autoregressive import tokenizer
+from keras_genmodels.autoregressive import dynamic_evaluation, tokenizer
 from keras_genmodels.autoregressive.transformer import TransformerLM
 
 TEXT = "def add(a, b):\n    return a + b\n\n" * 40
@@ -113,7 +113,73 @@ def test_bits_per_char_and_metrics(trained):
         tf.data.Dataset.from_tensor_slices(tokenizer.encode(TEXT[:300]))
     )
     assert metrics["num_chars"] == 300 and metrics["bits_per_char"] < 2.0
+    assert metrics["dynamic_learning_rate"] == dynamic_evaluation.DEFAULT_LEARNING_RATE
+    assert metrics["dynamic_bits_per_char"] == pytest.approx(
+        model.dynamic_bits_per_char(TEXT[:300]), rel=1e-6
+    )
     json.dumps(metrics)
+    static_only = model.evaluation_metrics(
+        tf.data.Dataset.from_tensor_slices(tokenizer.encode(TEXT[:300])),
+        dynamic_learning_rate=None,
+    )
+    assert "dynamic_bits_per_char" not in static_only
+
+
+def test_dynamic_evaluation_at_rate_zero_is_the_static_score(trained):
+    model = trained[0]
+    for n in (1, 15, 16, 17, 200):
+        static = model.bits_per_char(TEXT[:n])
+        dynamic = model.dynamic_bits_per_char(TEXT[:n], learning_rate=0.0)
+        assert dynamic == pytest.approx(static, rel=1e-5)
+    for n in (1, 16, 17, 40):  # Every byte scored once, whatever the stride.
+        for stride in (1, 5, 15):
+            nats = dynamic_evaluation.dynamic_nll(model, TEXT[:n], 0.0, stride)
+            assert nats.shape == (n,) and np.all(np.isfinite(nats))
+
+
+def test_dynamic_evaluation_is_causal_and_restores_the_weights(trained):
+    model = trained[0]
+    before = model.get_weights()
+    text = tokenizer.encode(TEXT[:120])
+    changed = text.copy()
+    changed[90:] = tokenizer.encode("x" * 30)
+    nats = dynamic_evaluation.dynamic_nll(model, text, learning_rate=0.3, stride=5)
+    other = dynamic_evaluation.dynamic_nll(model, changed, learning_rate=0.3, stride=5)
+    # A byte's score depends only on the bytes before it: a code length.
+    np.testing.assert_allclose(nats[:90], other[:90], rtol=1e-5)
+    assert not np.allclose(nats[90:], other[90:])
+    # The first window (15 bytes) is scored before any update; later bytes
+    # are scored by weights that have learned from the segments before them.
+    static = dynamic_evaluation.dynamic_nll(model, text, learning_rate=0.0, stride=5)
+    np.testing.assert_allclose(nats[:15], static[:15], rtol=1e-5)
+    assert not np.allclose(nats[15:], static[15:], rtol=1e-3)
+    for expected, restored in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(expected, restored)
+
+
+def test_dynamic_evaluation_learns_from_what_it_has_read():
+    keras.utils.set_random_seed(1)
+    model = TransformerLM(seed=0, **CONFIG)  # Untrained: about 8 bits a byte.
+    phrase = np.random.default_rng(0).integers(0, 256, 24)
+    tokens = np.tile(phrase, 12)  # 24 random bytes, read 12 times.
+    static = model.bits_per_char(tokens)
+    assert static > 7.5
+    # Measured 3.92 bits/char: the repeats are learned while reading.
+    assert model.dynamic_bits_per_char(tokens, learning_rate=0.3, stride=4) < static - 3
+
+
+def test_dynamic_evaluation_rejects_bad_arguments():
+    model = TransformerLM(**CONFIG)
+    with pytest.raises(ValueError, match="finite number >= 0. Received: -0.1"):
+        model.dynamic_bits_per_char("abc", learning_rate=-0.1)
+    with pytest.raises(TypeError, match="learning_rate.*Received: '0.1'"):
+        model.dynamic_bits_per_char("abc", learning_rate="0.1")
+    with pytest.raises(ValueError, match="context_length - 1 = 15. Received: stride=16"):
+        model.dynamic_bits_per_char("abc", stride=16)
+    with pytest.raises(TypeError, match="`stride` must be an int. Received: 2.5"):
+        model.dynamic_bits_per_char("abc", stride=2.5)
+    with pytest.raises(ValueError, match="empty text"):
+        model.dynamic_bits_per_char("")
 
 
 def test_frames_score_every_byte_once():
