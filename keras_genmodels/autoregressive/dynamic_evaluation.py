@@ -35,7 +35,18 @@ DEFAULT_LEARNING_RATE = 0.03
 _LN2 = math.log(2.0)
 
 
-def _check_arguments(learning_rate, stride, context_length):
+def check_arguments(learning_rate, stride, context_length):
+    """Validates `learning_rate` and `stride`; returns the stride to use.
+
+    Args:
+        learning_rate: SGD step size, a finite number >= 0.
+        stride: Bytes per segment, between 1 and `context_length - 1`, or
+            `None` for `context_length // 2`.
+        context_length: The model's window length.
+
+    Returns:
+        The stride as an int.
+    """
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)):
         raise TypeError(
             f"`learning_rate` must be a number >= 0. Received: {learning_rate!r}"
@@ -56,31 +67,50 @@ def _check_arguments(learning_rate, stride, context_length):
     return int(stride)
 
 
-def _frames(tokens, size, stride):
-    """Windows of `size` that score every byte once, and their masks.
+def frame_layout(num_tokens, size, stride):
+    """Where the windows of a text of `num_tokens` bytes start, and what they score.
 
-    The text is prefixed with the start token. Window `i` starts at
-    `i * stride`; window 0 scores all its targets, later windows only their
-    last `stride` (so each byte after the first window sees at least
-    `size - 1 - stride` bytes of context). With `stride = size // 2` these
-    are the windows of `TransformerLM.bits_per_char`.
+    The text is prefixed with the start token, so it is `num_tokens + 1`
+    long. Window `i` covers positions `[i * stride, i * stride + size)`;
+    window 0 scores all its targets, later windows only their last `stride`,
+    so every byte is scored exactly once and each byte after the first
+    window sees at least `size - 1 - stride` bytes of context. With
+    `stride = size // 2` these are the windows of
+    `TransformerLM.bits_per_char`.
+
+    Args:
+        num_tokens: Bytes in the text (at least 1).
+        size: Window length, the model's `context_length`.
+        stride: Bytes per segment, between 1 and `size - 1`.
 
     Returns:
-        `(frames (K, size) int32, scored (K, size - 1) bool,
-        valid (K, size - 1) bool)`: `valid` marks targets inside the text.
+        `(starts (K,) int, scored (K, size - 1) bool, valid (K, size - 1)
+        bool)`: column `c` of window `i` is the target at position
+        `starts[i] + c + 1`, i.e. byte `starts[i] + c` of the text; `valid`
+        marks targets inside the text.
     """
-    sequence = np.concatenate([[tokenizer.START_TOKEN], tokens]).astype("int32")
-    total = len(sequence)
+    total = num_tokens + 1
     count = max(1, -(-(total - size) // stride) + 1)
-    padded = np.zeros([(count - 1) * stride + size], "int32")
-    padded[:total] = sequence
     starts = np.arange(count) * stride
-    frames = np.stack([padded[s : s + size] for s in starts])
     target_index = starts[:, None] + np.arange(1, size)[None, :]
     valid = target_index < total
     fresh = np.arange(1, size)[None, :] >= size - stride
     scored = valid & ((starts == 0)[:, None] | fresh)
-    return frames, scored, valid
+    return starts, scored, valid
+
+
+def frames(tokens, size, stride):
+    """The windows of `frame_layout`, filled with the text (zeros past its end).
+
+    Returns:
+        `(frames (K, size) int32, scored, valid)` as in `frame_layout`.
+    """
+    starts, scored, valid = frame_layout(len(tokens), size, stride)
+    padded = np.zeros([starts[-1] + size], "int32")
+    padded[0] = tokenizer.START_TOKEN
+    padded[1 : len(tokens) + 1] = tokens
+    windows = np.stack([padded[s : s + size] for s in starts])
+    return windows, scored, valid
 
 
 def dynamic_nll(model, tokens, learning_rate=DEFAULT_LEARNING_RATE, stride=None):
@@ -112,8 +142,8 @@ def dynamic_nll(model, tokens, learning_rate=DEFAULT_LEARNING_RATE, stride=None)
     if len(tokens) == 0:
         raise ValueError("Cannot score an empty text.")
     size = int(model.context_length)
-    stride = _check_arguments(learning_rate, stride, size)
-    frames, scored, valid = _frames(tokens, size, stride)
+    stride = check_arguments(learning_rate, stride, size)
+    windows, scored, valid = frames(tokens, size, stride)
     variables = list(model.trainable_variables)
     trained = [tf.identity(v) for v in variables]
 
@@ -133,9 +163,9 @@ def dynamic_nll(model, tokens, learning_rate=DEFAULT_LEARNING_RATE, stride=None)
 
     nats = np.full([len(tokens)], np.nan)
     try:
-        for i in range(len(frames)):
+        for i in range(len(windows)):
             nll = score_and_learn(
-                tf.constant(frames[i]), tf.constant(valid[i], "float32")
+                tf.constant(windows[i]), tf.constant(valid[i], "float32")
             ).numpy()
             targets = i * stride + np.flatnonzero(scored[i])  # 0-based byte index
             nats[targets] = nll[scored[i]]
