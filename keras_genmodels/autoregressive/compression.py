@@ -32,38 +32,11 @@ from keras_genmodels.autoregressive import arithmetic_coding, dynamic_evaluation
 _HEADER = struct.Struct(">I")
 
 
-class _AdaptiveModel:
-    """The model's logits for one window, and one SGD step on a window."""
-
-    def __init__(self, model, learning_rate):
-        self.model = model
-        self.learning_rate = learning_rate
-        self.variables = list(model.trainable_variables)
-        self.trained = [tf.identity(v) for v in self.variables]
-        self.logits = tf.function(self._logits)
-        self.learn = tf.function(self._learn)
-
-    def _logits(self, frame):
-        return tf.cast(self.model(frame[None, :-1], training=False), "float32")[0]
-
-    def _learn(self, frame, valid_targets):
-        frame = frame[None]
-        with tf.GradientTape() as tape:
-            logits = tf.cast(self.model(frame[:, :-1], training=False), "float32")
-            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(frame[:, 1:], logits)[0]
-            loss = tf.reduce_sum(nll * valid_targets) / tf.reduce_sum(valid_targets)
-        gradients = tape.gradient(loss, self.variables)
-        for variable, gradient in zip(self.variables, gradients):
-            if gradient is not None:
-                variable.assign_sub(self.learning_rate * tf.convert_to_tensor(gradient))
-
-    def update(self, frame, valid):
-        if self.learning_rate > 0:
-            self.learn(tf.constant(frame), tf.constant(valid, "float32"))
-
-    def restore(self):
-        for variable, value in zip(self.variables, self.trained):
-            variable.assign(value)
+def _logits_function(model):
+    """`tf.function(frame (size,)) -> (size - 1, vocab)` float32 logits."""
+    return tf.function(
+        lambda frame: tf.cast(model(frame[None, :-1], training=False), "float32")[0]
+    )
 
 
 def _cumulative(logits):
@@ -106,16 +79,16 @@ def compress(model, tokens, learning_rate=0.0, stride=None):
     size = int(model.context_length)
     stride = dynamic_evaluation.check_arguments(learning_rate, stride, size)
     windows, scored, valid = dynamic_evaluation.frames(tokens, size, stride)
-    adaptive = _AdaptiveModel(model, learning_rate)
+    logits_of = _logits_function(model)
+    learn = dynamic_evaluation.score_and_learn_function(model, learning_rate)
     encoder = arithmetic_coding.ArithmeticEncoder()
-    try:
+    with dynamic_evaluation.weights_restored(model):
         for i, frame in enumerate(windows):
-            logits = adaptive.logits(tf.constant(frame)).numpy()
+            logits = logits_of(tf.constant(frame)).numpy()
             for column in np.flatnonzero(scored[i]):
                 encoder.encode(_cumulative(logits[column]), frame[column + 1])
-            adaptive.update(frame, valid[i])
-    finally:
-        adaptive.restore()
+            if learning_rate > 0:
+                learn(tf.constant(frame), tf.constant(valid[i], "float32"))
     return _HEADER.pack(len(tokens)) + encoder.finish()
 
 
@@ -145,15 +118,18 @@ def decompress(model, data, learning_rate=0.0, stride=None):
     starts, scored, valid = dynamic_evaluation.frame_layout(num_tokens, size, stride)
     sequence = np.zeros([starts[-1] + size], "int32")
     sequence[0] = tokenizer.START_TOKEN
-    adaptive = _AdaptiveModel(model, learning_rate)
+    logits_of = _logits_function(model)
+    learn = dynamic_evaluation.score_and_learn_function(model, learning_rate)
     decoder = arithmetic_coding.ArithmeticDecoder(data[_HEADER.size :])
-    try:
+    with dynamic_evaluation.weights_restored(model):
         for i, start in enumerate(starts):
             for column in np.flatnonzero(scored[i]):
                 frame = tf.constant(sequence[start : start + size])
-                logits = adaptive.logits(frame).numpy()[column]
+                logits = logits_of(frame).numpy()[column]
                 sequence[start + column + 1] = decoder.decode(_cumulative(logits))
-            adaptive.update(sequence[start : start + size], valid[i])
-    finally:
-        adaptive.restore()
+            if learning_rate > 0:
+                learn(
+                    tf.constant(sequence[start : start + size]),
+                    tf.constant(valid[i], "float32"),
+                )
     return sequence[1 : num_tokens + 1].copy()

@@ -24,6 +24,7 @@ References:
     Sequence Models", ICML 2018.
 """
 
+import contextlib
 import math
 
 import numpy as np
@@ -113,6 +114,49 @@ def frames(tokens, size, stride):
     return windows, scored, valid
 
 
+def score_and_learn_function(model, learning_rate):
+    """One window's next-byte losses, then one SGD step on their mean.
+
+    Args:
+        model: See `dynamic_nll`.
+        learning_rate: SGD step size; 0 only scores.
+
+    Returns:
+        A `tf.function(frame (size,) int32, valid_targets (size - 1,)
+        float32) -> nll (size - 1,)` in nats, computed with the weights
+        before the step; the step minimises the mean over `valid_targets`.
+    """
+    variables = list(model.trainable_variables)
+
+    @tf.function
+    def score_and_learn(frame, valid_targets):
+        frame = frame[None]
+        with tf.GradientTape() as tape:
+            logits = tf.cast(model(frame[:, :-1], training=False), "float32")
+            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(frame[:, 1:], logits)[0]
+            loss = tf.reduce_sum(nll * valid_targets) / tf.reduce_sum(valid_targets)
+        if learning_rate > 0:
+            gradients = tape.gradient(loss, variables)
+            for variable, gradient in zip(variables, gradients):
+                if gradient is not None:  # Dense even for embedding rows.
+                    variable.assign_sub(learning_rate * tf.convert_to_tensor(gradient))
+        return nll
+
+    return score_and_learn
+
+
+@contextlib.contextmanager
+def weights_restored(model):
+    """Puts the model's trainable weights back as they were on leaving."""
+    variables = list(model.trainable_variables)
+    saved = [tf.identity(v) for v in variables]
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables, saved):
+            variable.assign(value)
+
+
 def dynamic_nll(model, tokens, learning_rate=DEFAULT_LEARNING_RATE, stride=None):
     """Negative log-likelihood of every byte under dynamic evaluation.
 
@@ -144,34 +188,15 @@ def dynamic_nll(model, tokens, learning_rate=DEFAULT_LEARNING_RATE, stride=None)
     size = int(model.context_length)
     stride = check_arguments(learning_rate, stride, size)
     windows, scored, valid = frames(tokens, size, stride)
-    variables = list(model.trainable_variables)
-    trained = [tf.identity(v) for v in variables]
-
-    @tf.function
-    def score_and_learn(frame, valid_targets):
-        frame = frame[None]
-        with tf.GradientTape() as tape:
-            logits = tf.cast(model(frame[:, :-1], training=False), "float32")
-            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(frame[:, 1:], logits)[0]
-            loss = tf.reduce_sum(nll * valid_targets) / tf.reduce_sum(valid_targets)
-        if learning_rate > 0:
-            gradients = tape.gradient(loss, variables)
-            for variable, gradient in zip(variables, gradients):
-                if gradient is not None:  # Dense even for embedding rows.
-                    variable.assign_sub(learning_rate * tf.convert_to_tensor(gradient))
-        return nll
-
+    score_and_learn = score_and_learn_function(model, learning_rate)
     nats = np.full([len(tokens)], np.nan)
-    try:
+    with weights_restored(model):
         for i in range(len(windows)):
             nll = score_and_learn(
                 tf.constant(windows[i]), tf.constant(valid[i], "float32")
             ).numpy()
             targets = i * stride + np.flatnonzero(scored[i])  # 0-based byte index
             nats[targets] = nll[scored[i]]
-    finally:
-        for variable, value in zip(variables, trained):
-            variable.assign(value)
     return nats
 
 
