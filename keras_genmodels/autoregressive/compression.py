@@ -69,11 +69,7 @@ def compress(model, tokens, learning_rate=0.0, stride=None):
     assert tokenizer.decode(decompress(lm, data, learning_rate=0.03)) == text
     ```
     """
-    if isinstance(tokens, str):
-        tokens = tokenizer.encode(tokens)
-    tokens = np.asarray(tokens, "int32").reshape(-1)
-    if len(tokens) == 0:
-        raise ValueError("Cannot compress an empty text.")
+    tokens = tokenizer.text_ids(tokens, "compress")
     if len(tokens) >= 1 << 32:
         raise ValueError(f"Texts up to 2**32 - 1 bytes. Received {len(tokens)} bytes.")
     size = int(model.context_length)

@@ -180,11 +180,7 @@ def dynamic_nll(model, tokens, learning_rate=DEFAULT_LEARNING_RATE, stride=None)
     bits_per_char = nats.mean() / math.log(2)
     ```
     """
-    if isinstance(tokens, str):
-        tokens = tokenizer.encode(tokens)
-    tokens = np.asarray(tokens, "int32").reshape(-1)
-    if len(tokens) == 0:
-        raise ValueError("Cannot score an empty text.")
+    tokens = tokenizer.text_ids(tokens, "score")
     size = int(model.context_length)
     stride = check_arguments(learning_rate, stride, size)
     windows, scored, valid = frames(tokens, size, stride)

@@ -36,6 +36,24 @@ def encode(text):
     return np.frombuffer(text, dtype=np.uint8).astype("int32")
 
 
+def text_ids(text_or_ids, action="score"):
+    """Byte ids of a text given as a `str` or as ids, refusing an empty one.
+
+    Args:
+        text_or_ids: `str` (encoded as UTF-8) or a sequence of byte ids.
+        action: Verb for the error message, e.g. `"score"`.
+
+    Returns:
+        `(len,)` int32 numpy array, `len >= 1`.
+    """
+    if isinstance(text_or_ids, str):
+        text_or_ids = encode(text_or_ids)
+    ids = np.asarray(text_or_ids, "int32").reshape(-1)
+    if len(ids) == 0:
+        raise ValueError(f"Cannot {action} an empty text.")
+    return ids
+
+
 def decode(tokens):
     """Returns the text of byte ids; invalid UTF-8 becomes U+FFFD.
 

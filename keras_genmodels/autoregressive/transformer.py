@@ -557,11 +557,7 @@ class TransformerLM(GenerativeModel):
             being at least `context_length // 2` previous bytes after the
             first window.
         """
-        if isinstance(tokens, str):
-            tokens = tokenizer.encode(tokens)
-        tokens = np.asarray(tokens, "int32").reshape(-1)
-        if len(tokens) == 0:
-            raise ValueError("Cannot score an empty text.")
+        tokens = tokenizer.text_ids(tokens, "score")
         batch_size = check_positive_int(batch_size, "batch_size")
         frames, mask = self._frames(tf.constant(tokens))
         if self._nll_fn is None:
