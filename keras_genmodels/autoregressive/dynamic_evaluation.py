@@ -56,8 +56,13 @@ def check_arguments(learning_rate, stride, context_length):
         raise ValueError(
             f"`learning_rate` must be a finite number >= 0. Received: {learning_rate}"
         )
+    if context_length < 2:
+        raise ValueError(
+            "Dynamic evaluation needs windows of at least 2 tokens. Received: "
+            f"context_length={context_length}"
+        )
     if stride is None:
-        return max(context_length // 2, 1)
+        return context_length // 2
     if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)):
         raise TypeError(f"`stride` must be an int. Received: {stride!r}")
     if not 1 <= stride <= context_length - 1:

@@ -1,6 +1,7 @@
 """TransformerLM: parameters, training, cached generation, saving and exports."""
 
 import json
+import types
 
 import keras
 import numpy as np
@@ -180,6 +181,9 @@ def test_dynamic_evaluation_rejects_bad_arguments():
         model.dynamic_bits_per_char("abc", stride=2.5)
     with pytest.raises(ValueError, match="empty text"):
         model.dynamic_bits_per_char("")
+    one_token_windows = types.SimpleNamespace(context_length=1)  # Any causal LM.
+    with pytest.raises(ValueError, match="at least 2 tokens. Received: context_length=1"):
+        dynamic_evaluation.dynamic_nll(one_token_windows, "abc")
 
 
 def test_frames_score_every_byte_once():
