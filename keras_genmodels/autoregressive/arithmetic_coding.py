@@ -66,6 +66,45 @@ def cumulative_frequencies(probabilities, frequency_bits=FREQUENCY_BITS):
     return np.concatenate([[0], np.cumsum(frequencies)])
 
 
+def _narrow(low, high, cumulative, symbol):
+    """The part of `[low, high]` that `symbol` owns: the one step both sides share.
+
+    Returns:
+        `(low, high)` of the sub-interval, in proportion to `symbol`'s
+        frequencies `[cumulative[symbol], cumulative[symbol + 1])`.
+    """
+    total = int(cumulative[-1])
+    span = high - low + 1
+    return (
+        low + span * int(cumulative[symbol]) // total,
+        low + span * int(cumulative[symbol + 1]) // total - 1,
+    )
+
+
+_MIDDLE = "middle"
+
+
+def _rescale(low, high):
+    """One renormalisation step of the interval, the same on both sides.
+
+    Returns:
+        `None` while the interval is wide (straddles the middle by more than
+        a quarter). Otherwise `(case, offset, low, high)`: `case` is the bit
+        0 or 1 when the interval lies in the lower or upper half, or
+        `_MIDDLE` when it lies in the middle two quarters; `offset` is the
+        amount taken off before the interval is doubled.
+    """
+    if high < _HALF:
+        case, offset = 0, 0
+    elif low >= _HALF:
+        case, offset = 1, _HALF
+    elif low >= _QUARTER and high < _HALF + _QUARTER:
+        case, offset = _MIDDLE, _QUARTER
+    else:
+        return None
+    return case, offset, 2 * (low - offset), 2 * (high - offset) + 1
+
+
 class ArithmeticEncoder:
     """Codes symbols into bits; `finish()` returns the bytes.
 
@@ -105,25 +144,13 @@ class ArithmeticEncoder:
             raise ValueError(
                 f"`symbol` must be in [0, {len(cumulative) - 1}). Received: {symbol}"
             )
-        total = int(cumulative[-1])
-        span = self._high - self._low + 1
-        self._high = self._low + span * int(cumulative[symbol + 1]) // total - 1
-        self._low = self._low + span * int(cumulative[symbol]) // total
-        while True:
-            if self._high < _HALF:
-                self._emit(0)
-            elif self._low >= _HALF:
-                self._emit(1)
-                self._low -= _HALF
-                self._high -= _HALF
-            elif self._low >= _QUARTER and self._high < _HALF + _QUARTER:
-                self._pending += 1
-                self._low -= _QUARTER
-                self._high -= _QUARTER
+        self._low, self._high = _narrow(self._low, self._high, cumulative, symbol)
+        while (step := _rescale(self._low, self._high)) is not None:
+            case, _, self._low, self._high = step
+            if case == _MIDDLE:
+                self._pending += 1  # Which half follows is not known yet.
             else:
-                break
-            self._low = 2 * self._low
-            self._high = 2 * self._high + 1
+                self._emit(case)
 
     def finish(self):
         """Ends the code (two more bits at most) and returns it as bytes."""
@@ -133,11 +160,6 @@ class ArithmeticEncoder:
             self._finished = True
         bits = np.array(self._bits, "uint8")
         return np.packbits(bits).tobytes()
-
-    @property
-    def num_bits(self):
-        """Bits written so far (before the final byte's padding)."""
-        return len(self._bits)
 
 
 class ArithmeticDecoder:
@@ -174,22 +196,8 @@ class ArithmeticDecoder:
         span = self._high - self._low + 1
         scaled = ((self._value - self._low + 1) * total - 1) // span
         symbol = int(np.searchsorted(cumulative, scaled, side="right")) - 1
-        self._high = self._low + span * int(cumulative[symbol + 1]) // total - 1
-        self._low = self._low + span * int(cumulative[symbol]) // total
-        while True:
-            if self._high < _HALF:
-                pass
-            elif self._low >= _HALF:
-                self._low -= _HALF
-                self._high -= _HALF
-                self._value -= _HALF
-            elif self._low >= _QUARTER and self._high < _HALF + _QUARTER:
-                self._low -= _QUARTER
-                self._high -= _QUARTER
-                self._value -= _QUARTER
-            else:
-                break
-            self._low = 2 * self._low
-            self._high = 2 * self._high + 1
-            self._value = 2 * self._value + self._next_bit()
+        self._low, self._high = _narrow(self._low, self._high, cumulative, symbol)
+        while (step := _rescale(self._low, self._high)) is not None:
+            _, offset, self._low, self._high = step
+            self._value = 2 * (self._value - offset) + self._next_bit()
         return symbol
