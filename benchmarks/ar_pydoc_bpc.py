@@ -157,9 +157,9 @@ def main():
         scorer.set_weights(model.get_weights())
         model = scorer
     start = time.time()
-    metrics = model.evaluation_metrics(data.load("pydoc", "test"))
-    eval_seconds = time.time() - start
     test_tokens = windows.stream_array(data.load("pydoc", "test"), "int32")
+    metrics = model.evaluation_metrics(test_tokens)
+    eval_seconds = time.time() - start
     dynamic_by_rate = {metrics["dynamic_learning_rate"]: metrics["dynamic_bits_per_char"]}
     for rate in args.dynamic_learning_rates.split(","):
         if rate.strip():
