@@ -1,9 +1,14 @@
-"""Package-level behaviour: the backend guard and the preset registry."""
+"""Package-level behaviour: the backend guard, class registration and the preset registry."""
 
+import importlib
+import json
 import os
+import pkgutil
 import subprocess
 import sys
 
+import keras
+import numpy as np
 import pytest
 
 import keras_genmodels
@@ -49,3 +54,44 @@ def test_lazy_family_names_resolve():
     assert keras_genmodels.VAE is VAE
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         keras_genmodels.Nope  # noqa: B018
+
+
+def _registered_classes():
+    """The `keras.saving` names of this package's registered classes."""
+    return sorted(k for k in keras.saving.get_custom_objects() if k.startswith("keras_genmodels>"))
+
+
+def test_importing_the_package_registers_every_class(tmp_path):
+    # `keras.saving.load_model` finds a custom class only if the module that
+    # registers it has been imported: `import keras_genmodels` alone must
+    # register all of them, or a `.keras` file cannot be read in a process
+    # that did not build the model (a U-Net DDPM's once could not).
+    for module in pkgutil.walk_packages(keras_genmodels.__path__, "keras_genmodels."):
+        importlib.import_module(module.name)
+    every_class = _registered_classes()
+    assert "keras_genmodels>SinusoidalEmbedding" in every_class
+
+    from keras_genmodels.diffusion import DDPM
+    from keras_genmodels.diffusion.unet import unet
+
+    network = unet((8, 8, 1), base_filters=8, channel_multipliers=(1, 2),
+                   attention_resolutions=(4,), groups=4)
+    model = DDPM(network, timesteps=10, sampling_steps=2, sampling_method="ddim", seed=0)
+    path = str(tmp_path / "unet_ddpm.keras")
+    model.save(path)
+    expected = model.sample(2, seed=3)
+    script = (
+        "import json, sys, keras, keras_genmodels\n"
+        "names = sorted(k for k in keras.saving.get_custom_objects()"
+        " if k.startswith('keras_genmodels>'))\n"
+        "model = keras.saving.load_model(sys.argv[1], safe_mode=True)\n"
+        "print(json.dumps({'names': names, 'samples': model.sample(2, seed=3).tolist()}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, path], capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    fresh = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert fresh["names"] == every_class
+    np.testing.assert_allclose(np.array(fresh["samples"]), expected, atol=1e-5)

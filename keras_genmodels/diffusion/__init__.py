@@ -8,4 +8,10 @@ samplers), `layers` (time embedding), `mlp` and `unet` (noise predictors),
 from keras_genmodels.diffusion.ddpm import DDPM
 from keras_genmodels.diffusion.gaussian import GaussianDiffusion
 
-__all__ = ["DDPM", "GaussianDiffusion"]
+# The U-Net's layers are imported with the package so that their classes are
+# registered with `keras.saving` as soon as `keras_genmodels` is imported:
+# without them `keras.saving.load_model` cannot read a U-Net DDPM's `.keras`
+# file in a process that has not built one.
+from keras_genmodels.diffusion.layers import FastGroupNormalization, SinusoidalEmbedding
+
+__all__ = ["DDPM", "FastGroupNormalization", "GaussianDiffusion", "SinusoidalEmbedding"]
