@@ -52,7 +52,7 @@ def main(argv=None):
     model = keras.saving.load_model(args.model, safe_mode=True)
     if not isinstance(model, keras_genmodels.DDPM):
         raise SystemExit(f"{args.model} holds a {type(model).__name__}, not a DDPM.")
-    test = np.stack([image for image, _ in data.load(args.dataset, "test", True)])
+    test = np.stack(list(data.load(args.dataset, "test")))
     classifier = classifier_fid.build_classifier()
     classifier.load_weights(classifier_fid.weights_path())
     os.makedirs(RESULTS, exist_ok=True)
