@@ -14,6 +14,12 @@ def _arrays(dataset):
     return list(dataset.as_numpy_iterator())
 
 
+@pytest.fixture(autouse=True)
+def _fresh_mnist_memo(monkeypatch):
+    # The offline fallback is remembered per process; each test starts fresh.
+    monkeypatch.setattr(image_data, "_mnist_offline_reason", None)
+
+
 @pytest.fixture(scope="module")
 def mnist_5k_test():
     return list(data.load("mnist-5k", "test", with_labels=True).as_numpy_iterator())
@@ -39,12 +45,20 @@ def test_mnist_5k_train_and_test_are_disjoint(mnist_5k_test):
 
 
 def test_mnist_falls_back_offline_with_one_warning_line(monkeypatch, capsys):
+    calls = []
+
     def offline():
+        calls.append(1)
         raise Exception("URL fetch failure: [Errno -2] Name or service not known")
 
     monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
-    dataset = data.load("mnist", "test")
-    assert int(dataset.cardinality()) == 1_000
+    train = data.load("mnist", "train")
+    assert (train.source_name, train.data_kind) == ("mnist-5k", "image")
+    test = data.load("mnist", "test", with_labels=True)
+    assert int(test.cardinality()) == 1_000
+    assert (test.source_name, test.data_kind) == ("mnist-5k", "image")
+    # One download attempt and one warning line for both splits.
+    assert len(calls) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "mnist-5k" in err[0] and "warning" in err[0]
 
@@ -56,7 +70,9 @@ def test_mnist_uses_the_download_when_available(monkeypatch):
         "load_data",
         lambda: ((fake, np.arange(6)), (fake[:2], np.arange(2))),
     )
-    test = _arrays(data.load("mnist", "test", with_labels=True))
+    dataset = data.load("mnist", "test", with_labels=True)
+    assert (dataset.source_name, dataset.data_kind) == ("mnist", "image")
+    test = _arrays(dataset)
     assert len(test) == 2 and test[0][0].shape == (28, 28, 1)
     assert test[0][0].max() == 1.0
 
@@ -76,6 +92,7 @@ def test_tfds_images_are_scaled(monkeypatch):
     with tfds.testing.mock_data(num_examples=5):
         dataset = data.load("tfds:mnist", "train", with_labels=True)
         images = _arrays(dataset.map(lambda x, y: x))
+    assert (dataset.source_name, dataset.data_kind) == ("tfds:mnist", "image")
     assert len(images) == 5 and images[0].shape == (28, 28, 1)
     assert images[0].dtype == np.float32 and images[0].max() <= 1.0
 
@@ -93,7 +110,9 @@ def _write_png(path, shape, value):
 def test_image_directory_with_classes(tmp_path):
     for i in range(10):
         _write_png(tmp_path / ("cats" if i < 5 else "dogs") / f"{i}.png", (8, 8, 3), 20 * i)
-    train = _arrays(data.load(str(tmp_path), "train", with_labels=True))
+    dataset = data.load(str(tmp_path), "train", with_labels=True)
+    assert (dataset.source_name, dataset.data_kind) == (str(tmp_path), "image")
+    train = _arrays(dataset)
     test = _arrays(data.load(str(tmp_path), "test", with_labels=True))
     assert len(train) == 9 and len(test) == 1
     assert train[0][0].shape == (8, 8, 3)
@@ -113,11 +132,14 @@ def test_image_directory_errors(tmp_path):
 def test_npy_images_and_points(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (20, 6, 6), dtype=np.uint8)
     np.save(tmp_path / "images.npy", images)
+    assert data.load(str(tmp_path / "images.npy")).data_kind == "image"
     loaded = _arrays(data.load(str(tmp_path / "images.npy")))
     assert len(loaded) == 18 and loaded[0].shape == (6, 6, 1)
     np.testing.assert_allclose(loaded[0][..., 0], images[0] / 255.0, rtol=1e-6)
     np.save(tmp_path / "points.npy", np.ones((10, 2), np.float64))
-    points = _arrays(data.load(str(tmp_path / "points.npy"), "test"))
+    dataset = data.load(str(tmp_path / "points.npy"), "test")
+    assert dataset.data_kind == "points"
+    points = _arrays(dataset)
     assert len(points) == 1 and points[0].dtype == np.float32
 
 
@@ -165,7 +187,9 @@ def test_toy_sets_shapes_labels_and_parameters():
     )
     ring = np.stack(_arrays(data.load("ring8:sigma=0.1,num=2000", "test")))
     assert np.std(np.linalg.norm(ring, axis=1) - 2.0) == pytest.approx(0.1, rel=0.15)
-    moons = np.stack(_arrays(data.load("moons", "train")))
+    dataset = data.load("moons", "train")
+    assert (dataset.source_name, dataset.data_kind) == ("moons", "points")
+    moons = np.stack(_arrays(dataset))
     assert moons.shape == (20_000, 2)
     a = np.stack(_arrays(data.load("moons:num=50", "train")))
     np.testing.assert_array_equal(a, np.stack(_arrays(data.load("moons:num=50", "train"))))
@@ -187,7 +211,39 @@ def test_toy_densities_integrate_to_one(name, low, high):
 def test_toy_parameter_errors():
     with pytest.raises(data.DataError, match="key one of"):
         data.load("ring8:radius=3")
-    with pytest.raises(data.DataError, match="must be float"):
+    with pytest.raises(data.DataError, match="must be a finite number"):
         data.load("ring8:sigma=wide")
-    with pytest.raises(data.DataError, match="positive"):
+    with pytest.raises(data.DataError, match="sigma"):
         data.load("ring8:sigma=-1")
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("ring8:sigma=nan", r"'sigma' of 'ring8' must be a finite number in \[0.001, 10\]\. "
+         r"Received: sigma=nan$"),
+        ("ring8:sigma=inf", "Received: sigma=inf$"),
+        ("grid25:noise=-inf", "Received: noise=-inf$"),
+        ("moons:sigma=0", "Received: sigma=0$"),
+        ("moons:sigma=1e-300", "Received: sigma=1e-300$"),
+        ("grid25:sigma=1e30", "Received: sigma=1e30$"),
+        ("moons:num=1000000000000", r"'num' of 'moons' must be an integer in "
+         r"\[1, 10,000,000\]\. Received: num=1000000000000$"),
+        ("moons:num=10**12", "Received: num=10\\*\\*12$"),
+        ("grid25:num=0", "Received: num=0$"),
+        ("ring8:num=2.5", "must be an integer"),
+        ("ring8:sigma=0.1,sigma=0.2", "'sigma' is given twice"),
+        ("ring8:sigma=0.1,noise=0.2", "not both"),
+    ],
+)
+def test_every_toy_parameter_is_range_checked(name, message):
+    with pytest.raises(data.DataError, match=message) as info:
+        data.load(name)
+    assert "\n" not in str(info.value)
+
+
+def test_toy_parameter_bounds_are_accepted():
+    points = np.stack(_arrays(data.load("moons:sigma=0.001,num=3")))
+    assert points.shape == (3, 2) and np.all(np.isfinite(points))
+    assert np.all(np.isfinite(toy2d.true_log_prob("moons:sigma=0.001", points)))
+    assert len(_arrays(data.load("grid25:noise=10,num=1"))) == 1

@@ -16,13 +16,15 @@
 - sequences: `sine` or `csv:PATH:COLUMN`.
 
 Images are float32 in [0, 1] with shape (H, W, C). Bad input raises
-`DataError` (a `ValueError`) with one line naming the problem.
+`DataError` (a `ValueError`) with one line naming the problem. The returned
+dataset says what it holds in two attributes, `source_name` and `data_kind`
+(see `load`).
 """
 
 import importlib
 import os
 
-from keras_genmodels.data.errors import DataError
+from keras_genmodels.data.errors import DATA_KINDS, DataError
 
 SPLITS = ("train", "test")
 
@@ -72,7 +74,7 @@ def _resolve(name):
             raise DataError(f"Data file not found: {name!r}.")
         return _SUFFIXES[suffix]
     if os.path.isdir(name):
-        return "keras_genmodels.data.images:load_directory"
+        return "keras_genmodels.data.image_files:load_directory"
     raise DataError(
         f"Unknown data set {name!r}. Expected one of: "
         f"{', '.join(list_datasets())}."
@@ -90,13 +92,24 @@ def load(name, split="train", with_labels=False):
 
     Returns:
         An unbatched `tf.data.Dataset`; the caller batches it (e.g. with
-        `GenerativeModel.prepare_dataset`).
+        `GenerativeModel.prepare_dataset`). It carries two `str` attributes
+        (on this object only: `batch`, `map` etc. return datasets without
+        them):
+
+        - `source_name`: the name of what was actually loaded: `"mnist-5k"`
+          when `mnist` fell back offline, else `name` as given.
+        - `data_kind`: what the elements are, as the model families'
+          `data_kind`: `"image"` (MNIST sets, `tfds:`, folders, `.npy` of
+          rank >= 3), `"points"` (`grid25`, `ring8`, `moons`, `.npy` of rank
+          2), `"text"` (`pydoc`, `.txt`: int32 byte ids) or `"sequence"`
+          (`sine`, `csv:`: float32 scalars).
 
     Example:
 
     ```python
     train = keras_genmodels.data.load("mnist-5k")
     train.element_spec  # TensorSpec(shape=(28, 28, 1), dtype=tf.float32)
+    train.data_kind, train.source_name  # ("image", "mnist-5k")
     ```
     """
     if not isinstance(name, str) or not name:
@@ -107,7 +120,12 @@ def load(name, split="train", with_labels=False):
         )
     module_name, function_name = _resolve(name).split(":")
     loader = getattr(importlib.import_module(module_name), function_name)
-    return loader(name, split, with_labels)
+    dataset = loader(name, split, with_labels)
+    if getattr(dataset, "data_kind", None) not in DATA_KINDS or not getattr(
+        dataset, "source_name", None
+    ):
+        raise RuntimeError(f"The loader of {name!r} did not tag its dataset.")
+    return dataset
 
 
-__all__ = ["DataError", "list_datasets", "load"]
+__all__ = ["DATA_KINDS", "DataError", "list_datasets", "load"]

@@ -1,17 +1,17 @@
-"""Image data sets: MNIST variants, TensorFlow Datasets, folders, `.npy`.
+"""Image data sets: MNIST variants, TensorFlow Datasets, `.npy` arrays.
+
+Folders of image files are read by `keras_genmodels.data.image_files`.
 
 Every loader returns float32 images in [0, 1] of shape (H, W, C).
 """
 
-import os
 import sys
 
 import numpy as np
 import tensorflow as tf
 
-from keras_genmodels.data.errors import DataError, check_array
+from keras_genmodels.data.errors import DataError, as_float32, check_array, tag
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 MNIST_5K_TEST_PER_CLASS = 100
 
 
@@ -78,7 +78,7 @@ def mnist_5k_arrays(split):
 
 def load_mnist_5k(name, split, with_labels):
     x, y = mnist_5k_arrays(split)
-    return _dataset(to_images(x, name), y, with_labels, name)
+    return tag(_dataset(to_images(x, name), y, with_labels, name), name, "image")
 
 
 def _keras_dataset(module, split):
@@ -86,20 +86,43 @@ def _keras_dataset(module, split):
     return (x_train, y_train) if split == "train" else (x_test, y_test)
 
 
+# Why the MNIST download failed, once it has in this process: later loads
+# (e.g. the test split) go straight to mnist-5k without a second try or warning.
+_mnist_offline_reason = None
+
+
 def load_mnist(name, split, with_labels):
+    """Loads MNIST; offline, warns once per process and loads `mnist-5k`.
+
+    After one failed download the process does not try again: later loads
+    (e.g. of the test split) take `mnist-5k` at once, without a warning.
+
+    Args:
+        name: `"mnist"`.
+        split: `"train"` or `"test"`.
+        with_labels: Whether elements are `(image, label)` pairs.
+
+    Returns:
+        A dataset tagged `"image"`, whose `source_name` is `"mnist"` or, after
+        the fallback, `"mnist-5k"`.
+    """
+    global _mnist_offline_reason
     import keras
 
-    try:
-        x, y = _keras_dataset(keras.datasets.mnist, split)
-    except Exception as error:  # Offline or a broken cache.
-        reason = " ".join(str(error).split())[:200] or type(error).__name__
-        print(
-            f"keras_genmodels: warning: could not download MNIST ({reason}); "
-            "using the 5,000 bundled digits of mnist-5k instead.",
-            file=sys.stderr,
-        )
-        return load_mnist_5k("mnist-5k", split, with_labels)
-    return _dataset(to_images(x, name), y, with_labels, name)
+    if _mnist_offline_reason is None:
+        try:
+            x, y = _keras_dataset(keras.datasets.mnist, split)
+        except Exception as error:  # Offline or a broken cache.
+            reason = " ".join(str(error).split())[:200] or type(error).__name__
+            _mnist_offline_reason = reason
+            print(
+                f"keras_genmodels: warning: could not download MNIST ({reason}); "
+                "using the 5,000 bundled digits of mnist-5k instead.",
+                file=sys.stderr,
+            )
+        else:
+            return tag(_dataset(to_images(x, name), y, with_labels, name), name, "image")
+    return load_mnist_5k("mnist-5k", split, with_labels)
 
 
 def load_fashion_mnist(name, split, with_labels):
@@ -112,7 +135,7 @@ def load_fashion_mnist(name, split, with_labels):
             f"Could not download Fashion-MNIST ({type(error).__name__}); it "
             "needs the internet once. Offline, use mnist-5k."
         ) from None
-    return _dataset(to_images(x, name), y, with_labels, name)
+    return tag(_dataset(to_images(x, name), y, with_labels, name), name, "image")
 
 
 def load_tfds(name, split, with_labels):
@@ -143,77 +166,77 @@ def load_tfds(name, split, with_labels):
             return image, tf.cast(example["label"], tf.int32)
         return image
 
-    return dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+    return tag(dataset, name, "image")
 
 
-def _image_size(path):
-    from PIL import Image
+# The first bytes of the file formats a `.npy` path may really hold.
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_MAGIC = b"\x80"
 
+
+def _read_npy(name):
+    """Reads a `.npy` file, refusing pickles and `.npz` archives by name."""
     try:
-        with Image.open(path) as image:  # Reads the header only.
-            return image.size
+        with open(name, "rb") as f:
+            head = f.read(len(_NPY_MAGIC))
     except OSError as error:
-        raise DataError(f"Cannot read image {path}: {error}.") from None
-
-
-def _read_image(path):
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            if image.mode not in ("L", "RGB"):
-                image = image.convert("RGB")
-            return np.asarray(image)
-    except OSError as error:
-        raise DataError(f"Cannot read image {path}: {error}.") from None
-
-
-def load_directory(name, split, with_labels):
-    """Loads a folder of images; each sub-folder is a class.
-
-    Files are sorted by path; the test split is every tenth file, the train
-    split the rest. All images must share one size.
-    """
-    paths = sorted(
-        os.path.join(root, f)
-        for root, _, files in os.walk(name)
-        for f in files
-        if f.lower().endswith(IMAGE_SUFFIXES)
-    )
-    if not paths:
+        raise DataError(f"Cannot read {name}: {error.strerror}.") from None
+    if head.startswith(_ZIP_MAGIC):
+        try:
+            with np.load(name, allow_pickle=False) as archive:
+                arrays = ", ".join(archive.files) or "none"
+        except Exception:
+            arrays = "unreadable"
         raise DataError(
-            f"No image files ({', '.join(IMAGE_SUFFIXES)}) found under {name!r}."
+            f"{name} is a .npz archive (arrays: {arrays}), not a .npy array; "
+            "expected one array saved with numpy.save."
         )
-    selected = [p for i, p in enumerate(paths) if (i % 10 == 9) == (split == "test")]
-    if not selected:
-        raise DataError(f"{name!r}: the {split} split is empty ({len(paths)} images).")
-    sizes = [_image_size(p) for p in paths]
-    for path, size in zip(paths, sizes):
-        if size != sizes[0]:
+    if head.startswith(_PICKLE_MAGIC):
+        raise DataError(
+            f"{name} is a Python pickle, not a .npy array; pickles are never "
+            "loaded (they can run code). Expected an array saved with numpy.save."
+        )
+    if head != _NPY_MAGIC:
+        raise DataError(
+            f"{name} is not a NumPy .npy file (it starts with {head!r}); "
+            "expected an array saved with numpy.save."
+        )
+    try:
+        return np.load(name, allow_pickle=False)
+    except ValueError as error:
+        if "allow_pickle" in str(error):
             raise DataError(
-                f"Images under {name!r} must share one size: {paths[0]} is "
-                f"{sizes[0][0]}x{sizes[0][1]}, {path} is {size[0]}x{size[1]}."
-            )
-    images = [_read_image(p) for p in selected]
-    classes = sorted({os.path.relpath(os.path.dirname(p), name) for p in paths})
-    labels = [classes.index(os.path.relpath(os.path.dirname(p), name)) for p in selected]
-    return _dataset(to_images(np.stack(images), name), labels, with_labels, name)
+                f"{name} holds Python objects (dtype object), which are never "
+                "unpickled; expected a numeric array."
+            ) from None
+        raise DataError(f"Cannot read {name}: {' '.join(str(error).split())}.") from None
+    except (OSError, EOFError) as error:
+        reason = " ".join(str(error).split()) or "truncated file"
+        raise DataError(f"Cannot read {name}: {reason}.") from None
 
 
 def load_npy(name, split, with_labels):
     """Loads a `.npy` array: images `(N, H, W[, C])` or vectors `(N, D)`.
 
-    The test split is every tenth row, the train split the rest.
+    Vectors are `"points"` data; float values must be finite in float32. The
+    test split is every tenth row, the train split the rest. Pickles and
+    `.npz` archives are refused, never loaded.
+
+    Args:
+        name: Path of the `.npy` file.
+        split: `"train"` or `"test"`.
+        with_labels: Must be `False` (the file has no labels).
+
+    Returns:
+        A dataset tagged `"image"` (rank >= 3) or `"points"` (rank 2).
     """
-    try:
-        array = np.load(name, allow_pickle=False)
-    except ValueError as error:
-        raise DataError(f"Cannot read {name}: {error}.") from None
-    array = check_array(array, name, min_rank=2)
+    array = check_array(_read_npy(name), name, min_rank=2)
     rows = np.arange(len(array)) % 10 == 9
     array = array[rows] if split == "test" else array[~rows]
     if len(array) == 0:
         raise DataError(f"{name}: the {split} split is empty.")
     if array.ndim == 2:
-        return _dataset(array.astype("float32"), None, with_labels, name)
-    return _dataset(to_images(array, name), None, with_labels, name)
+        return tag(_dataset(as_float32(array, name), None, with_labels, name), name, "points")
+    return tag(_dataset(to_images(array, name), None, with_labels, name), name, "image")

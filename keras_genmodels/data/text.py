@@ -13,7 +13,7 @@ windows.
 import numpy as np
 import tensorflow as tf
 
-from keras_genmodels.data.errors import DataError
+from keras_genmodels.data.errors import DataError, tag
 
 TEST_FRACTION = 0.1
 
@@ -98,4 +98,5 @@ def load(name, split, with_labels):
         A `tf.data.Dataset` of int32 scalars.
     """
     del with_labels
-    return tf.data.Dataset.from_tensor_slices(load_bytes(name, split))
+    dataset = tf.data.Dataset.from_tensor_slices(load_bytes(name, split))
+    return tag(dataset, name, "text")

@@ -17,9 +17,17 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from keras_genmodels.data.errors import DataError, parse_parameters
+from keras_genmodels.data.errors import DataError, parse_parameters, tag
 
-PARAMETERS = {"sigma": float, "num": int, "noise": float}
+# The bounds keep densities computable (`moons` integrates its arcs at a
+# spacing of sigma / 4) and a split in memory (10 million points is 80 MB).
+MIN_SIGMA, MAX_SIGMA = 0.001, 10.0
+MAX_NUM = 10_000_000
+PARAMETERS = {
+    "sigma": (float, MIN_SIGMA, MAX_SIGMA),
+    "noise": (float, MIN_SIGMA, MAX_SIGMA),
+    "num": (int, 1, MAX_NUM),
+}
 DEFAULT_NUM = {"train": 20_000, "test": 5_000}
 
 
@@ -103,8 +111,9 @@ def parse(name):
     """Parses a toy-set name such as `ring8:sigma=0.1` into `(Toy2D, num)`.
 
     Args:
-        name: `grid25`, `ring8` or `moons`, optionally with `:sigma=`,
-            `:noise=` (an alias of sigma) and `:num=` (examples per split).
+        name: `grid25`, `ring8` or `moons`, optionally with `:sigma=`
+            (or its alias `noise=`; in [0.001, 10]) and `:num=` (examples
+            per split; in [1, 10,000,000]).
 
     Returns:
         `(Toy2D, num or None)`.
@@ -114,13 +123,12 @@ def parse(name):
         raise DataError(
             f"Unknown 2-D set {base!r}. Expected one of: {', '.join(_DEFAULT_SIGMA)}."
         )
+    if "sigma" in params and "noise" in params:
+        raise DataError(
+            f"Give `sigma` or its alias `noise`, not both. Received: {name!r}"
+        )
     sigma = params.get("sigma", params.get("noise", _DEFAULT_SIGMA[base]))
-    if sigma <= 0:
-        raise DataError(f"`sigma` must be positive in {name!r}. Received: {sigma}")
-    num = params.get("num")
-    if num is not None and num < 1:
-        raise DataError(f"`num` must be positive in {name!r}. Received: {num}")
-    return Toy2D(base, sigma), num
+    return Toy2D(base, sigma), params.get("num")
 
 
 def true_log_prob(name, points):
@@ -134,9 +142,21 @@ def centers(name):
 
 
 def load(name, split, with_labels):
+    """Loads a toy set as a dataset of float32 points.
+
+    Args:
+        name: The set with optional parameters (see `parse`).
+        split: `"train"` (seed 0) or `"test"` (seed 1).
+        with_labels: Whether elements are `(point, mode index)` pairs.
+
+    Returns:
+        A dataset of `(2,)` points tagged `"points"`.
+    """
     toy, num = parse(name)
     num = num or DEFAULT_NUM[split]
     points, labels = toy.sample(num, seed=0 if split == "train" else 1)
     if with_labels:
-        return tf.data.Dataset.from_tensor_slices((points, labels))
-    return tf.data.Dataset.from_tensor_slices(points)
+        dataset = tf.data.Dataset.from_tensor_slices((points, labels))
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices(points)
+    return tag(dataset, name, "points")

@@ -16,7 +16,9 @@ def _array(dataset):
 
 def test_pydoc_splits_the_last_tenth_for_test():
     full = text.pydoc_text().encode("utf-8")
-    train, test = _array(data.load("pydoc", "train")), _array(data.load("pydoc", "test"))
+    dataset = data.load("pydoc", "train")
+    assert (dataset.source_name, dataset.data_kind) == ("pydoc", "text")
+    train, test = _array(dataset), _array(data.load("pydoc", "test"))
     assert train.dtype == np.int32 and train.max() < 256 and train.min() >= 0
     assert len(train) + len(test) == len(full)
     assert len(test) == len(full) - int(len(full) * 0.9)
@@ -27,6 +29,7 @@ def test_pydoc_splits_the_last_tenth_for_test():
 def test_txt_files(tmp_path):
     path = tmp_path / "t.txt"
     path.write_text("héllo wörld " * 10, encoding="utf-8")
+    assert data.load(str(path)).data_kind == "text"
     ids = np.concatenate([_array(data.load(str(path), s)) for s in ("train", "test")])
     assert tokenizer.decode(ids) == "héllo wörld " * 10
 
@@ -45,7 +48,9 @@ def test_text_errors(tmp_path):
 
 
 def test_sine_is_generated_deterministically():
-    train = _array(data.load("sine"))
+    dataset = data.load("sine")
+    assert (dataset.source_name, dataset.data_kind) == ("sine", "sequence")
+    train = _array(dataset)
     assert train.shape == (10_000,) and train.dtype == np.float32
     np.testing.assert_array_equal(train, _array(data.load("sine")))
     test = _array(data.load("sine:noise=0,num=1000", "test"))
@@ -58,18 +63,34 @@ def test_sine_is_generated_deterministically():
 
 @pytest.mark.parametrize(
     "name, message",
-    [("sine:period=1", "period"), ("sine:noise=-1", "noise"), ("sine:foo=1", "foo")],
+    [
+        ("sine:period=1", "period"),
+        ("sine:noise=-1", "noise"),
+        ("sine:foo=1", "foo"),
+        ("sine:noise=inf", r"'noise' of 'sine' must be a finite number in \[0, 100\]\. "
+         r"Received: noise=inf$"),
+        ("sine:noise=nan", "Received: noise=nan$"),
+        ("sine:noise=1e30", "Received: noise=1e30$"),
+        ("sine:period=inf", r"in \[2, 1e\+06\]\. Received: period=inf$"),
+        ("sine:period=1.5", "Received: period=1.5$"),
+        ("sine:num=5", r"'num' of 'sine' must be an integer in \[20, 10,000,000\]"),
+        ("sine:num=1000000000000", "Received: num=1000000000000$"),
+        ("sine:num=1e4", "Received: num=1e4$"),
+    ],
 )
 def test_sine_errors(name, message):
-    with pytest.raises(data.DataError, match=message):
+    with pytest.raises(data.DataError, match=message) as info:
         data.load(name)
+    assert "\n" not in str(info.value)
 
 
 def test_csv_column_is_standardised(tmp_path):
     path = tmp_path / "s.csv"
     values = np.arange(100, dtype=float) * 2.0 + 5.0
     path.write_text("a,b\n" + "".join(f"{i},{v}\n" for i, v in enumerate(values)))
-    train = _array(data.load(f"csv:{path}:b"))
+    dataset = data.load(f"csv:{path}:b")
+    assert (dataset.source_name, dataset.data_kind) == (f"csv:{path}:b", "sequence")
+    train = _array(dataset)
     test = _array(data.load(f"csv:{path}:b", "test"))
     assert len(train) == 90 and len(test) == 10
     np.testing.assert_allclose(train.mean(), 0.0, atol=1e-5)
@@ -86,6 +107,43 @@ def test_csv_errors(tmp_path):
         data.load(f"csv:{path}:b")
     with pytest.raises(data.DataError, match="Cannot read"):
         data.load(f"csv:{tmp_path / 'none.csv'}:b")
+
+
+def _write_csv(path, values, trailer=""):
+    path.write_text("t,v\n" + "".join(f"{i},{v!r}\n" for i, v in enumerate(values)) + trailer)
+    return f"csv:{path}:v"
+
+
+def test_csv_standardisation_does_not_overflow(tmp_path):
+    values = [float(i % 7) for i in range(100)]
+    values[40] = 1e300
+    name = _write_csv(tmp_path / "big.csv", values, trailer="\n\n")
+    train = _array(data.load(name))
+    assert len(train) == 90 and np.all(np.isfinite(train))
+    np.testing.assert_allclose([train.mean(), train.std()], [0.0, 1.0], atol=1e-4)
+    assert train[40] == train.max() > 9.0  # The outlier, about sqrt(89) sigmas out.
+    assert np.all(np.isfinite(_array(data.load(name, "test"))))
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ([5.0] * 30, r"constant in the train split \(every value is 5\)"),
+        ([1e300] * 30, r"constant in the train split \(every value is 1e\+300\)"),
+        ([0.0, 1.0] * 14 + [1e300, 0.0], "standardised with the train mean"),
+    ],
+)
+def test_csv_constant_column_or_overflowing_test_split(tmp_path, values, message):
+    with pytest.raises(data.DataError, match=message) as info:
+        data.load(_write_csv(tmp_path / "c.csv", values), "test")
+    assert "\n" not in str(info.value)
+
+
+def test_csv_non_finite_cell_names_its_line(tmp_path):
+    path = tmp_path / "inf.csv"
+    path.write_text("t,v\n0,1\n1,1e400\n2,nan\n")
+    with pytest.raises(data.DataError, match="line 3, column 'v' is not finite: '1e400'"):
+        data.load(f"csv:{path}:v")
 
 
 def test_tokenizer_round_trips_in_python_and_tensorflow():
