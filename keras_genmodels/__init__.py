@@ -16,8 +16,10 @@ keras_genmodels.export.export_savedmodel(vae, "savedmodels", name="vae")
 """
 
 from keras_genmodels._backend import check_backend
+from keras_genmodels._startup import quiet_tensorflow_start
 
-check_backend()
+with quiet_tensorflow_start():
+    check_backend()
 
 from keras_genmodels import data, export  # noqa: E402
 from keras_genmodels.autoregressive.rnn import RNNAutoregressive  # noqa: E402

@@ -393,9 +393,24 @@ class GenerativeModel(keras.Model):
                 break
         return super()._maybe_symbolic_build(data_batch=data_batch)
 
-    def fit(self, *args, **kwargs):
+    #: Appended to the error raised when a training loss stops being finite.
+    non_finite_advice = "Lower the learning rate or check the data."
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        """`keras.Model.fit` that stops with a clear error on a NaN or Inf loss.
+
+        A `StopOnNonFiniteLoss` callback is added to `callbacks` (unless one
+        is there), so a loss that stops being finite raises
+        `FloatingPointError` naming the loss, the epoch and the batch instead
+        of training on to a NaN model.
+        """
+        from keras_genmodels.callbacks import StopOnNonFiniteLoss
+
+        callbacks = list(callbacks or [])
+        if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
+            callbacks.append(StopOnNonFiniteLoss(self.non_finite_advice))
         with self.clipping_after_all_reduce():
-            return super().fit(*args, **kwargs)
+            return super().fit(*args, callbacks=callbacks, **kwargs)
 
     def train_on_batch(self, *args, **kwargs):
         with self.clipping_after_all_reduce():

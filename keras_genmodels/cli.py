@@ -20,14 +20,11 @@ import json
 import math
 import os
 import sys
-import time
 
-RUN_FILE = "run.json"
-MODEL_FILE = "model.keras"
+from keras_genmodels.run_dir import CommandError, RunDirectory
 
-
-class CommandError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
+#: Exit status of an interrupted command (128 + SIGINT), as shells use.
+INTERRUPTED_STATUS = 130
 
 
 def _parse_override(text):
@@ -38,17 +35,40 @@ def _parse_override(text):
         value = json.loads(value)
     except json.JSONDecodeError:
         pass  # A bare string such as `schedule=cosine`.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(
+            f"{key} must be a finite number, received {text.partition('=')[2]!r}"
+        )
     if isinstance(value, list):
         value = tuple(value)
     return key, value
 
 
+def _parse_limit(text):
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier() or not value.strip().isdigit():
+        raise argparse.ArgumentTypeError(
+            f"expected INPUT=N with a positive integer N, received {text!r}"
+        )
+    return key, int(value)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An `ArgumentParser` whose usage errors are one line on stderr."""
+
+    def error(self, message):
+        self.exit(2, f"keras-genmodels: error: {message} (see --help)\n")
+
+
 def _parser():
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="keras-genmodels",
         description="Train, sample, evaluate and export generative models.",
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--debug", action="store_true",
+        help="show tracebacks and TensorFlow's own start-up and log lines",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     commands.add_parser("list", help="families, presets and data sets")
@@ -88,12 +108,20 @@ def _parser():
         metavar="KEY=VALUE",
         help="override a preset argument (JSON value), e.g. --set latent_dim=8",
     )
+    train.add_argument(
+        "--overwrite", action="store_true",
+        help="train into a directory that is not a run of this package, or "
+        "replace a finished run",
+    )
 
     sample = commands.add_parser("sample", help="draw samples from a trained run")
     sample.add_argument("run")
     sample.add_argument("--num", type=int, default=64)
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--out", help="output file (default RUN/samples-SEED.png)")
+    sample.add_argument(
+        "--out", help="output file (default RUN/samples-SEED.png, or .txt for text)"
+    )
+    sample.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
     evaluate = commands.add_parser("evaluate", help="held-out figures of a run")
     evaluate.add_argument("run")
@@ -101,127 +129,19 @@ def _parser():
     export = commands.add_parser("export", help="SavedModel for TF Serving (+ TF Lite)")
     export.add_argument("run")
     export.add_argument("--base-dir", default="savedmodels")
-    export.add_argument("--name", help="model name (default: the family)")
+    export.add_argument("--name", help="model name (default: the model's own, e.g. ar-rnn)")
     export.add_argument("--version", type=int, help="version (default: next free)")
     export.add_argument("--tflite", action="store_true", help="also write a .tflite file")
+    export.add_argument(
+        "--max-samples", type=int,
+        help="largest num_samples a served request may ask for (default: the model's)",
+    )
+    export.add_argument(
+        "--limit", dest="limits", action="append", default=[], type=_parse_limit,
+        metavar="INPUT=N",
+        help="limit of another client-controlled size, e.g. --limit max_new_tokens=512",
+    )
     return parser
-
-
-# ----------------------------------------------------------------------
-# Helpers.
-# ----------------------------------------------------------------------
-def _read_run(run_dir):
-    path = os.path.join(run_dir, RUN_FILE)
-    if not os.path.isfile(path):
-        raise CommandError(f"{run_dir!r} is not a run directory (no {RUN_FILE}).")
-    with open(path) as f:
-        return json.load(f)
-
-
-def _load_model(run_dir):
-    import keras
-
-    from keras_genmodels import presets
-
-    run = _read_run(run_dir)
-    presets.import_family(run["family"])  # Registers the family's classes.
-    path = os.path.join(run_dir, MODEL_FILE)
-    if not os.path.isfile(path):
-        raise CommandError(
-            f"{run_dir!r} has no {MODEL_FILE}; its training has not finished. "
-            "Run the same train command again to resume it."
-        )
-    return run, keras.saving.load_model(path, safe_mode=True)
-
-
-def _count(dataset):
-    import tensorflow as tf
-
-    size = int(dataset.cardinality())
-    if size == tf.data.INFINITE_CARDINALITY:
-        raise CommandError("The training data set is infinite; pass --epochs.")
-    if size < 0:
-        size = int(dataset.reduce(0, lambda n, _: n + 1))
-    return size
-
-
-def write_samples(model, samples, path, reference=None):
-    """Writes samples as a picture (or text) suited to the model's data kind.
-
-    Args:
-        model: The model that drew them (its `data_kind` picks the format).
-        samples: The output of `model.sample`.
-        path: Output path; `.txt` is used for text whatever the suffix.
-        reference: Optional `(M, 2)` data drawn under 2-D samples.
-
-    Returns:
-        The path written.
-    """
-    from keras_genmodels import plotting
-
-    kind = model.data_kind
-    if kind == "text":
-        path = os.path.splitext(path)[0] + ".txt"
-        with open(path, "w", encoding="utf-8") as f:
-            for i, text in enumerate(samples):
-                f.write(f"--- sample {i} ---\n{text}\n")
-        return path
-    if kind == "image":
-        picture = plotting.image_grid(samples)
-    elif kind == "points":
-        picture = plotting.scatter(samples, reference)
-    elif kind == "sequence":
-        picture = plotting.line_plot(samples)
-    else:
-        raise CommandError(f"Unknown data kind {kind!r} of {type(model).__name__}.")
-    picture.save(path)
-    return path
-
-
-def _reference_points(model, dataset, limit=2_000):
-    import numpy as np
-
-    if model.data_kind != "points":
-        return None
-    points = [np.asarray(x) for x in dataset.take(limit).as_numpy_iterator()]
-    return np.stack([p[0] if isinstance(p, tuple) else p for p in points])
-
-
-DIGIT_DATASETS = ("mnist", "mnist-5k")
-
-
-def _digit_figures(model, test, dataset_name, num_images=1_000):
-    """Classifier-FID, precision and recall for models of MNIST digits."""
-    import numpy as np
-
-    from keras_genmodels.evaluation import classifier_fid
-
-    if model.data_kind != "image" or dataset_name not in DIGIT_DATASETS:
-        return {}
-    reference = [x[0] if isinstance(x, tuple) else x for x in test.take(num_images)]
-    reference = np.stack([np.asarray(x) for x in reference])
-    if reference.shape[1:] != classifier_fid.IMAGE_SHAPE:
-        return {}
-    generated = model.sample(len(reference), seed=0)
-    return {
-        "classifier_fid": classifier_fid.digit_scores(generated, reference),
-        "classifier_fid_floor": classifier_fid.digit_floor(),
-    }
-
-
-def _evaluate(model, run):
-    from keras_genmodels import data
-
-    test = data.load(run["dataset"], "test", with_labels=model.uses_labels)
-    start = time.perf_counter()
-    figures = model.evaluation_metrics(test, dataset_name=run["dataset"])
-    figures.update(_digit_figures(model, test, run["dataset"]))
-    figures["evaluation_seconds"] = round(time.perf_counter() - start, 2)
-    return figures
-
-
-def _verbosity():
-    return 1 if sys.stdout.isatty() else 2
 
 
 # ----------------------------------------------------------------------
@@ -243,130 +163,41 @@ def cmd_list(args):
 
 
 def cmd_train(args, callbacks=()):
-    import keras
+    from keras_genmodels import training
 
-    from keras_genmodels import data, distribute, presets
-
-    preset_name, spec = presets.get_preset(args.family, args.preset)
-    out = args.out or os.path.join("runs", args.family)
-    if args.strategy == "multi-worker" and distribute.task_index() > 0:
-        # Every worker runs the same command; only the chief writes --out.
-        out = os.path.join(out, f"worker-{distribute.task_index()}")
-    run_path = os.path.join(out, RUN_FILE)
-    backup_dir = os.path.join(out, "backup")
-    run = {
-        "family": args.family,
-        "preset": preset_name,
-        "dataset": args.dataset or spec.dataset,
-        "batch_size": spec.batch_size if args.batch_size is None else args.batch_size,
-        "seed": args.seed,
-        "overrides": dict(args.overrides),
-        "epochs": args.epochs,
-    }
-    if os.path.isfile(run_path):
-        previous = _read_run(out)
-        if os.path.isfile(os.path.join(out, MODEL_FILE)) and not os.path.isdir(backup_dir):
-            raise CommandError(
-                f"{out!r} already holds a finished run; pass another --out."
-            )
-        if {k: previous.get(k) for k in run if k != "epochs"} != {
-            k: v for k, v in run.items() if k != "epochs"
-        }:
-            raise CommandError(
-                f"{out!r} holds an interrupted run with other settings "
-                f"({previous}); resume it with the same arguments or pass another --out."
-            )
-        print(f"Resuming the interrupted run in {out}.")
-    for name in ("batch_size", "epochs"):
-        if run[name] is not None and run[name] < 1:
-            flag = "--" + name.replace("_", "-")
-            raise CommandError(f"{flag} must be positive. Received: {run[name]}")
-
-    keras.utils.set_random_seed(args.seed)
-    train = data.load(run["dataset"], "train")
-    overrides = dict(run["overrides"])
-    if spec.data_shape_argument:
-        overrides.setdefault(spec.data_shape_argument, tuple(train.element_spec.shape))
-    overrides.setdefault("seed", args.seed)
-    if args.steps_per_execution > 1 and args.strategy != "default":
-        # Keras 3.15's multi-step train function fails under MirroredStrategy
-        # ("You must feed a value for placeholder tensor"), plain models too.
-        raise CommandError("--steps-per-execution > 1 needs --strategy default.")
-    policy = keras.mixed_precision.global_policy()
-    distribute.set_precision(args.mixed_precision)
-    try:
-        with distribute.make_strategy(args.strategy).scope():
-            model = presets.build(args.family, preset_name, **overrides)
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
-    distribute.configure_compilation(model, args.jit_compile, args.steps_per_execution)
-    if model.uses_labels:
-        train = data.load(run["dataset"], "train", with_labels=True)
-    batches = model.prepare_dataset(train, run["batch_size"])
-    steps_per_epoch = math.ceil(_count(train) / run["batch_size"])
-    epochs = run["epochs"] or max(1, math.ceil(spec.train_steps / steps_per_epoch))
-    run["epochs"] = epochs
-
-    os.makedirs(out, exist_ok=True)
-    with open(run_path, "w") as f:
-        json.dump(run, f, indent=2)
-    start = time.perf_counter()
-    history = model.fit(
-        batches,
-        epochs=epochs,
-        shuffle=False,  # prepare_dataset shuffles.
-        verbose=_verbosity(),
-        callbacks=[
-            keras.callbacks.BackupAndRestore(backup_dir),
-            keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=True),
-            keras.callbacks.TensorBoard(os.path.join(out, "logs")),
-            *callbacks,
-        ],
-    )
-    train_seconds = time.perf_counter() - start
-    model.save(os.path.join(out, MODEL_FILE))
-
-    samples = model.sample(64, seed=args.seed)
-    samples_path = write_samples(
-        model, samples, os.path.join(out, "samples.png"), _reference_points(model, train)
-    )
-    metrics = {
-        "family": args.family,
-        "preset": preset_name,
-        "dataset": run["dataset"],
-        "parameters": int(model.count_params()),
-        "epochs": epochs,
-        "train_seconds": round(train_seconds, 2),
-        "final": {k: float(v[-1]) for k, v in history.history.items() if v},
-    }
-    metrics["test"] = _evaluate(model, run)
-    with open(os.path.join(out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    print(f"Wrote {out}: {MODEL_FILE}, history.csv, {os.path.basename(samples_path)}, "
-          "metrics.json, logs/")
-    print(json.dumps(metrics["test"], indent=2))
+    metrics = training.train_run(args, callbacks)
+    print(json.dumps(metrics.get("test", {}), indent=2))
     return metrics
 
 
 def cmd_sample(args):
-    run, model = _load_model(args.run)
-    out = args.out or os.path.join(args.run, f"samples-{args.seed}.png")
-    samples = model.sample(args.num, seed=args.seed)
-    path = write_samples(model, samples, out)
+    from keras_genmodels import run_outputs
+
+    run_dir = RunDirectory(args.run)
+    run, model = run_dir.load_model()
+    if args.num < 1:
+        raise CommandError(f"--num must be positive. Received: {args.num}")
+    suffix = ".txt" if model.data_kind == "text" else ".png"
+    out = run_outputs.samples_path(
+        model, args.out or run_dir.file(f"samples-{args.seed}{suffix}")
+    )
+    if os.path.exists(out) and not args.overwrite:
+        raise CommandError(f"{out} exists; pass --overwrite to replace it, or another --out.")
+    samples = run_outputs.sample_in_chunks(model, args.num, args.seed)
+    path = run_outputs.write_samples(model, samples, out)
     print(f"Wrote {args.num} samples to {path}")
 
 
 def cmd_evaluate(args):
-    run, model = _load_model(args.run)
-    figures = _evaluate(model, run)
-    path = os.path.join(args.run, "metrics.json")
-    metrics = {}
-    if os.path.isfile(path):
-        with open(path) as f:
-            metrics = json.load(f)
+    from keras_genmodels import run_outputs, training
+
+    run_dir = RunDirectory(args.run)
+    run, model = run_dir.load_model()
+    figures = run_outputs.evaluate(model, run)
+    metrics = run_dir.read_metrics()
+    metrics.pop("test_error", None)
     metrics["test"] = figures
-    with open(path, "w") as f:
-        json.dump(metrics, f, indent=2)
+    figures = training.write_metrics(run_dir, metrics)["test"]
     print(json.dumps(figures, indent=2))
     return figures
 
@@ -374,13 +205,17 @@ def cmd_evaluate(args):
 def cmd_export(args):
     from keras_genmodels import export
 
-    run, model = _load_model(args.run)
+    run, model = RunDirectory(args.run).load_model()
+    limits = dict(args.limits)
+    if args.max_samples is not None:
+        limits["num_samples"] = args.max_samples
     report = export.export_and_verify(
         model,
         args.base_dir,
-        name=args.name or run["family"],
+        name=args.name,
         version=args.version,
         tflite=args.tflite,
+        limits=limits or None,
     )
     print(json.dumps(report, indent=2))
     return report
@@ -398,16 +233,21 @@ COMMANDS = {
 def main(argv=None):
     """Runs the command line; returns the exit status."""
     args = _parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        import keras_genmodels  # noqa: F401  (checks the Keras backend)
-
         COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("keras-genmodels: interrupted.", file=sys.stderr)
+        return INTERRUPTED_STATUS
     except Exception as error:
         if args.debug:
             raise
+        from keras_genmodels.training import TrainingInterrupted
+
         message = " ".join(str(error).split()) or type(error).__name__
-        if not isinstance(error, (CommandError, ValueError, OSError)):
+        if isinstance(error, TrainingInterrupted):
+            print(f"keras-genmodels: {message}", file=sys.stderr)
+            return INTERRUPTED_STATUS
+        if not isinstance(error, (CommandError, ValueError, OSError, FloatingPointError)):
             if len(message) > 300:
                 message = message[:300] + "..."
             message = f"{type(error).__name__}: {message} (--debug shows the traceback)"

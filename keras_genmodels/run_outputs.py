@@ -1,0 +1,189 @@
+"""What a run writes besides the model: sample pictures and held-out figures."""
+
+import math
+import os
+import time
+
+import numpy as np
+
+from keras_genmodels import files
+from keras_genmodels.progress import Progress
+from keras_genmodels.run_dir import CommandError
+
+#: Data sets whose image samples are judged by the shipped digit classifier.
+DIGIT_DATASETS = ("mnist", "mnist-5k")
+#: Samples drawn per call when many are needed, so a bar can show progress.
+SAMPLE_CHUNK = 100
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def sample_in_chunks(model, num_samples, seed, description=None, chunk=SAMPLE_CHUNK):
+    """Draws `num_samples` in chunks, with a progress bar when there are several.
+
+    Chunk `i` is drawn with the seed pair `(seed, i)`, so the first chunk is
+    exactly `model.sample(chunk, seed=seed)` and the result is the same on
+    every call.
+
+    Args:
+        model: A `GenerativeModel`.
+        num_samples: Positive int.
+        seed: Non-negative int.
+        description: The bar's title (default: "Sampling N ...").
+        chunk: Samples per `model.sample` call.
+
+    Returns:
+        numpy samples, or a list of strings for text models.
+    """
+    if num_samples <= chunk:
+        return model.sample(num_samples, seed=seed)
+    count = math.ceil(num_samples / chunk)
+    bar = Progress(num_samples, description or f"Sampling {num_samples:,}", "sample")
+    parts = []
+    for i in range(count):
+        size = min(chunk, num_samples - i * chunk)
+        parts.append(model.sample(size, seed=[seed, i]))
+        bar.advance(size)
+    if model.data_kind == "text":
+        return [text for part in parts for text in part]
+    return np.concatenate(parts)
+
+
+def samples_path(model, path):
+    """Checks that `path` suits the model's samples; returns it.
+
+    Text samples are written as `.txt`, everything else as a picture whose
+    format the suffix names. A mismatched suffix is refused rather than
+    silently changed (which could overwrite another file).
+    """
+    suffix = os.path.splitext(path)[1].lower()
+    if model.data_kind == "text":
+        if suffix != ".txt":
+            raise CommandError(
+                f"{type(model).__name__} draws text, written as a .txt file. "
+                f"Received: --out {path}"
+            )
+    elif suffix not in IMAGE_SUFFIXES:
+        raise CommandError(
+            f"{type(model).__name__} samples are written as a picture; --out must "
+            f"end in one of {', '.join(IMAGE_SUFFIXES)}. Received: --out {path}"
+        )
+    return path
+
+
+def write_samples(model, samples, path, reference=None):
+    """Writes samples as a picture (or text) suited to the model's data kind.
+
+    The file is replaced atomically.
+
+    Args:
+        model: The model that drew them (its `data_kind` picks the format).
+        samples: The output of `model.sample`.
+        path: Output path (`.txt` for text models, an image suffix otherwise).
+        reference: Optional `(M, 2)` data drawn under 2-D samples.
+
+    Returns:
+        The path written.
+    """
+    from keras_genmodels import plotting
+
+    kind = model.data_kind
+    with files.replaced_atomically(path) as partial:
+        if kind == "text":
+            with open(partial, "w", encoding="utf-8") as f:
+                for i, text in enumerate(samples):
+                    f.write(f"--- sample {i} ---\n{text}\n")
+            return path
+        if kind == "image":
+            picture = plotting.image_grid(samples)
+        elif kind == "points":
+            picture = plotting.scatter(samples, reference)
+        elif kind == "sequence":
+            picture = plotting.line_plot(samples)
+        else:
+            raise CommandError(f"Unknown data kind {kind!r} of {type(model).__name__}.")
+        picture.save(partial, format=_pil_format(path))
+    return path
+
+
+def _pil_format(path):
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    return {"jpg": "JPEG", "tif": "TIFF"}.get(suffix, suffix.upper())
+
+
+def reference_points(model, dataset, limit=2_000):
+    """Up to `limit` data points to draw under 2-D samples (else `None`)."""
+    if model.data_kind != "points":
+        return None
+    points = [np.asarray(x) for x in dataset.take(limit).as_numpy_iterator()]
+    return np.stack([p[0] if isinstance(p, tuple) else p for p in points])
+
+
+def digit_figures(model, test, dataset_name, num_images=1_000):
+    """Classifier-FID, precision and recall for models of MNIST digits.
+
+    Args:
+        model: A `GenerativeModel`.
+        test: The unbatched test split.
+        dataset_name: The name of the data set actually loaded.
+        num_images: How many samples (and test images) to compare.
+
+    Returns:
+        The figures, or `{}` when the model does not draw 28x28 digits.
+    """
+    from keras_genmodels.evaluation import classifier_fid
+
+    if model.data_kind != "image" or dataset_name not in DIGIT_DATASETS:
+        return {}
+    reference = [x[0] if isinstance(x, tuple) else x for x in test.take(num_images)]
+    reference = np.stack([np.asarray(x) for x in reference])
+    if reference.shape[1:] != classifier_fid.IMAGE_SHAPE:
+        return {}
+    generated = sample_in_chunks(
+        model, len(reference), seed=0,
+        description=f"classifier-FID: sampling {len(reference):,} images",
+    )
+    return {
+        "classifier_fid": classifier_fid.digit_scores(generated, reference),
+        "classifier_fid_floor": classifier_fid.digit_floor(),
+    }
+
+
+def evaluate(model, run):
+    """The held-out figures of a trained model on its run's test split.
+
+    Args:
+        model: The trained `GenerativeModel`.
+        run: The `run.json` record; `dataset` names the data actually used.
+
+    Returns:
+        A dict of figures (floats), with `evaluation_seconds`.
+    """
+    from keras_genmodels import data
+
+    test = data.load(run["dataset"], "test", with_labels=model.uses_labels)
+    start = time.perf_counter()
+    figures = model.evaluation_metrics(test, dataset_name=run["dataset"])
+    figures.update(digit_figures(model, test, run["dataset"]))
+    figures["evaluation_seconds"] = round(time.perf_counter() - start, 2)
+    return figures
+
+
+def finite_figures(value):
+    """Replaces NaN and infinities (not JSON) by `None`, recursively.
+
+    Returns:
+        `(clean value, list of the dotted keys that were not finite)`.
+    """
+    bad = []
+
+    def clean(item, key):
+        if isinstance(item, dict):
+            return {k: clean(v, f"{key}.{k}" if key else k) for k, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [clean(v, f"{key}[{i}]") for i, v in enumerate(item)]
+        if isinstance(item, float) and not math.isfinite(item):
+            bad.append(key)
+            return None
+        return item
+
+    return clean(value, ""), bad

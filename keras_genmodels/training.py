@@ -1,0 +1,184 @@
+"""The training routine behind `keras-genmodels train` and the benchmarks.
+
+`train_run` builds a preset, trains it on a named data set with plain `fit`
+into a run directory (`keras_genmodels.run_dir`), resumes an interrupted run,
+and then writes samples and held-out figures. An evaluation failure never
+discards the trained model: `model.keras` is saved before evaluation starts,
+and `keras-genmodels evaluate RUN` can be rerun alone.
+"""
+
+import math
+import os
+import time
+
+from keras_genmodels import run_outputs
+from keras_genmodels.run_dir import CommandError, RunDirectory
+
+
+class TrainingInterrupted(Exception):
+    """Training was interrupted (Ctrl-C); the run resumes from its backup."""
+
+
+def count_examples(dataset):
+    """Returns the number of elements of a finite `tf.data.Dataset`."""
+    import tensorflow as tf
+
+    size = int(dataset.cardinality())
+    if size == tf.data.INFINITE_CARDINALITY:
+        raise CommandError("The training data set is infinite; pass --epochs.")
+    if size < 0:
+        size = int(dataset.reduce(0, lambda n, _: n + 1))
+    return size
+
+
+def _check_data_kind(model, train, dataset_name, family, preset_name, default_dataset):
+    data_kind = getattr(train, "data_kind", None)
+    if data_kind is not None and data_kind != model.data_kind:
+        raise CommandError(
+            f"The {family} preset {preset_name!r} models {model.data_kind} data, but "
+            f"{dataset_name!r} holds {data_kind} data; pass a {model.data_kind} data "
+            f"set (e.g. --dataset {default_dataset}) or another preset."
+        )
+
+
+def train_run(args, callbacks=()):
+    """Trains `args.family` into the run directory `args.out`.
+
+    Args:
+        args: The parsed `train` arguments of `keras_genmodels.cli`.
+        callbacks: Extra Keras callbacks for `fit`.
+
+    Returns:
+        The `metrics.json` record.
+    """
+    import keras
+
+    from keras_genmodels import data, distribute, presets
+    from keras_genmodels.callbacks import DurableBackupAndRestore, SampleLogger
+
+    preset_name, spec = presets.get_preset(args.family, args.preset)
+    out = args.out or os.path.join("runs", args.family)
+    if args.strategy == "multi-worker" and distribute.task_index() > 0:
+        # Every worker runs the same command; only the chief writes --out.
+        out = os.path.join(out, f"worker-{distribute.task_index()}")
+    run_dir = RunDirectory(out)
+    requested = args.dataset or spec.dataset
+    run = {
+        "family": args.family,
+        "preset": preset_name,
+        "requested_dataset": requested,
+        "dataset": requested,
+        "batch_size": spec.batch_size if args.batch_size is None else args.batch_size,
+        "seed": args.seed,
+        "overrides": dict(args.overrides),
+        "epochs": args.epochs,
+    }
+    for name in ("batch_size", "epochs"):
+        if run[name] is not None and run[name] < 1:
+            flag = "--" + name.replace("_", "-")
+            raise CommandError(f"{flag} must be positive. Received: {run[name]}")
+    if args.steps_per_execution > 1 and args.strategy != "default":
+        # Keras 3.15's multi-step train function fails under MirroredStrategy
+        # ("You must feed a value for placeholder tensor"), plain models too.
+        raise CommandError("--steps-per-execution > 1 needs --strategy default.")
+    if run_dir.prepare(run, overwrite=getattr(args, "overwrite", False)):
+        print(f"Resuming the interrupted run in {out}.")
+
+    keras.utils.set_random_seed(args.seed)
+    train = data.load(requested, "train")
+    run["dataset"] = getattr(train, "source_name", requested)
+    overrides = dict(run["overrides"])
+    if spec.data_shape_argument:
+        overrides.setdefault(spec.data_shape_argument, tuple(train.element_spec.shape))
+    overrides.setdefault("seed", args.seed)
+    policy = keras.mixed_precision.global_policy()
+    distribute.set_precision(args.mixed_precision)
+    try:
+        with distribute.make_strategy(args.strategy).scope():
+            model = presets.build(args.family, preset_name, **overrides)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    _check_data_kind(model, train, requested, args.family, preset_name, spec.dataset)
+    distribute.configure_compilation(model, args.jit_compile, args.steps_per_execution)
+    if model.uses_labels:
+        train = data.load(run["dataset"], "train", with_labels=True)
+    batches = model.prepare_dataset(train, run["batch_size"])
+    steps_per_epoch = math.ceil(count_examples(train) / run["batch_size"])
+    epochs = run["epochs"] or max(1, math.ceil(spec.train_steps / steps_per_epoch))
+    run["epochs"] = epochs
+    run_dir.write_run(run)
+
+    backup = DurableBackupAndRestore(run_dir.backup_dir)
+    reference = run_outputs.reference_points(model, train)
+    start = time.perf_counter()
+    try:
+        history = model.fit(
+            batches,
+            epochs=epochs,
+            shuffle=False,  # prepare_dataset shuffles.
+            verbose=1 if _interactive() else 2,
+            callbacks=[
+                backup,
+                keras.callbacks.CSVLogger(run_dir.file("history.csv"), append=True),
+                keras.callbacks.TensorBoard(run_dir.file("logs")),
+                SampleLogger(
+                    run_dir.file("logs"), seed=args.seed, reference=reference,
+                    total_epochs=epochs,
+                ),
+                *callbacks,
+            ],
+        )
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(
+            f"interrupted after epoch {backup.finished_epochs} of {epochs}; run the "
+            "same command to resume."
+        ) from None
+    train_seconds = time.perf_counter() - start
+    run_dir.save_model(model)
+
+    metrics = {
+        "family": args.family,
+        "preset": preset_name,
+        "requested_dataset": requested,
+        "dataset": run["dataset"],
+        "parameters": int(model.count_params()),
+        "epochs": epochs,
+        "train_seconds": round(train_seconds, 2),
+        "final": {k: float(v[-1]) for k, v in history.history.items() if v},
+    }
+    samples_file = "samples.txt" if model.data_kind == "text" else "samples.png"
+    try:
+        samples = model.sample(64, seed=args.seed)
+        run_outputs.write_samples(model, samples, run_dir.file(samples_file), reference)
+        metrics["test"] = run_outputs.evaluate(model, run)
+    except Exception as error:
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        metrics["test_error"] = reason
+        write_metrics(run_dir, metrics)
+        raise CommandError(
+            f"Training finished and {run_dir.model_path} is saved, but the evaluation "
+            f"failed: {reason} (fix it and run `keras-genmodels evaluate {out}`)."
+        ) from error
+    write_metrics(run_dir, metrics)
+    print(f"Wrote {out}: model.keras, history.csv, {samples_file}, metrics.json, logs/")
+    return metrics
+
+
+def write_metrics(run_dir, metrics):
+    """Writes `metrics.json`; non-finite figures become `null` with a warning."""
+    import sys
+
+    clean, bad = run_outputs.finite_figures(metrics)
+    if bad:
+        print(
+            f"keras_genmodels: warning: non-finite figures written as null: {', '.join(bad)}",
+            file=sys.stderr,
+        )
+    run_dir.write_metrics(clean)
+    return clean
+
+
+def _interactive():
+    import sys
+
+    return sys.stdout.isatty()
