@@ -185,14 +185,20 @@ def dynamic_nll(model, tokens, learning_rate=DEFAULT_LEARNING_RATE, stride=None)
     bits_per_char = nats.mean() / math.log(2)
     ```
     """
+    from keras_genmodels import progress
+
     tokens = tokenizer.text_ids(tokens, "score")
     size = int(model.context_length)
     stride = check_arguments(learning_rate, stride, size)
     windows, scored, valid = frames(tokens, size, stride)
     score_and_learn = score_and_learn_function(model, learning_rate)
     nats = np.full([len(tokens)], np.nan)
+    description = (
+        f"Dynamic evaluation (learning rate {learning_rate}) on {len(tokens):,} "
+        f"bytes, {len(windows):,} segments"
+    )
     with weights_restored(model):
-        for i in range(len(windows)):
+        for i in progress.track(range(len(windows)), len(windows), description, "segment"):
             nll = score_and_learn(
                 tf.constant(windows[i]), tf.constant(valid[i], "float32")
             ).numpy()

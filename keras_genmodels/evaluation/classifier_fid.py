@@ -91,12 +91,37 @@ def check_digits(images, name="images"):
     return np.clip(images, 0.0, 1.0)
 
 
-def digit_features(images, batch_size=500):
-    """128-D classifier features of `(N, 28, 28, 1)` images in [0, 1]."""
-    images = check_digits(images)
-    return feature_extractor().predict(images, batch_size=batch_size, verbose=0).astype(
-        "float64"
+def digit_features(images, batch_size=500, name="images"):
+    """128-D classifier features of `(N, 28, 28, 1)` images in [0, 1].
+
+    A progress bar (see `keras_genmodels.progress`) counts the images.
+
+    Args:
+        images: `(N, 28, 28, 1)` (or `(N, 28, 28)`) array, `N >= 2`.
+        batch_size: Images per forward pass.
+        name: What the images are, for the progress bar and the errors
+            (e.g. `"generated digits"`).
+
+    Returns:
+        `(N, 128)` float64 features.
+    """
+    from keras_genmodels import progress
+
+    images = check_digits(images, name)
+    batch_size = int(batch_size)
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be positive. Received: batch_size={batch_size}")
+    extractor = feature_extractor()
+    bar = progress.Progress(
+        len(images), f"classifier-FID: features of {len(images):,} {name}", "image"
     )
+    features = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        # The batches `predict(images, batch_size)` would run, one at a time.
+        features.append(np.asarray(extractor.predict_on_batch(chunk)))
+        bar.advance(len(chunk))
+    return np.concatenate(features).astype("float64")
 
 
 def _sqrt_psd(matrix):
@@ -152,23 +177,34 @@ def precision_recall(real_features, fake_features, k=3):
     Returns:
         `(precision, recall)` floats in [0, 1].
     """
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"`k` must be positive. Received: k={k}")
+    if min(len(real_features), len(fake_features)) <= k:
+        raise ValueError(
+            f"Precision and recall with k={k} need at least k + 1 = {k + 1} feature "
+            f"vectors in each set. Received: {len(real_features)} real and "
+            f"{len(fake_features)} generated"
+        )
     real, fake = _unit_length(real_features), _unit_length(fake_features)
     return _manifold_coverage(real, fake, k), _manifold_coverage(fake, real, k)
 
 
-def digit_scores(generated, reference, k=3):
+def digit_scores(generated, reference, k=3, names=("generated digits", "test digits")):
     """FID, precision and recall of generated digits against reference digits.
 
     Args:
         generated: `(N, 28, 28, 1)` images in [0, 1].
         reference: `(M, 28, 28, 1)` real images (the test split).
         k: Neighbour count of the precision/recall manifolds.
+        names: What `generated` and `reference` are, for the progress bars
+            and the errors.
 
     Returns:
         `{"fid": float, "precision": float, "recall": float}`.
     """
-    fake = digit_features(generated)
-    real = digit_features(reference)
+    fake = digit_features(generated, name=names[0])
+    real = digit_features(reference, name=names[1])
     precision, recall = precision_recall(real, fake, k)
     return {"fid": frechet_distance(fake, real), "precision": precision, "recall": recall}
 
@@ -189,4 +225,6 @@ def digit_floor(num_images=1_000):
     test, _ = mnist_5k_arrays("test")
     rng = np.random.default_rng(0)
     chosen = train[rng.choice(len(train), num_images, replace=False)]
-    return digit_scores(chosen / 255.0, test[:num_images] / 255.0)
+    return digit_scores(
+        chosen / 255.0, test[:num_images] / 255.0, names=("train digits", "test digits")
+    )

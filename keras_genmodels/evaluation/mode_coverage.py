@@ -47,6 +47,10 @@ def mode_coverage(samples, centers, sigma, num_stds=NUM_STDS):
     """
     samples = np.asarray(samples, dtype="float64")
     centers = np.asarray(centers, dtype="float64")
+    if centers.ndim != 2 or centers.shape[0] == 0:
+        raise ValueError(
+            f"`centers` must have shape (K, D) with K > 0. Received: shape {centers.shape}"
+        )
     if samples.ndim != 2 or samples.shape[0] == 0 or samples.shape[1] != centers.shape[-1]:
         raise ValueError(
             f"`samples` must have shape (N, {centers.shape[-1]}) with N > 0. "
@@ -81,8 +85,9 @@ def evaluate_toy2d(samples, dataset_name, test_points=None):
         samples: `(N, 2)` generated points.
         dataset_name: `grid25`, `ring8` or `moons`, with optional parameters
             (e.g. `ring8:sigma=0.1`).
-        test_points: Optional `(M, 2)` test data; adds its mean true
-            log-density as a reference.
+        test_points: Optional `(M, 2)` test data, `M >= 1` (any size: it
+            need not match `N`); adds its mean true log-density as a
+            reference.
 
     Returns:
         A dict with `sample_log_likelihood` (mean true log-density of the
@@ -97,10 +102,20 @@ def evaluate_toy2d(samples, dataset_name, test_points=None):
         toy, _ = toy2d.parse(dataset_name)
     except DataError:
         return {}
-    samples = np.asarray(samples, dtype="float64")
+    samples = _check_points(samples, "samples")
     metrics = {"sample_log_likelihood": float(np.mean(toy.log_prob(samples)))}
     if test_points is not None:
+        test_points = _check_points(test_points, "test_points")
         metrics["data_log_likelihood"] = float(np.mean(toy.log_prob(test_points)))
     if toy.centers is not None:
         metrics.update(mode_coverage(samples, toy.centers, toy.sigma))
     return metrics
+
+
+def _check_points(points, name):
+    points = np.asarray(points, dtype="float64")
+    if points.ndim != 2 or points.shape[0] == 0 or points.shape[1] != 2:
+        raise ValueError(
+            f"`{name}` must have shape (N, 2) with N > 0. Received: shape {points.shape}"
+        )
+    return points

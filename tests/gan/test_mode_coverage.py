@@ -57,3 +57,24 @@ def test_moons_and_unknown_names():
     result = evaluate_toy2d(points, "moons")
     assert set(result) == {"sample_log_likelihood"}
     assert evaluate_toy2d(points, "mnist-5k") == {}
+
+
+def test_test_points_need_not_match_the_samples():
+    toy = toy2d.parse("ring8")[0]
+    samples, _ = toy.sample(300, seed=0)
+    test_points, _ = toy.sample(7, seed=1)
+    result = evaluate_toy2d(samples, "ring8", test_points=test_points)
+    assert result["num_samples"] == 300
+    assert result["data_log_likelihood"] == pytest.approx(toy.log_prob(test_points).mean())
+    # A single sample is a valid (if poor) sample set.
+    assert evaluate_toy2d(samples[:1], "ring8")["num_samples"] == 1
+
+
+def test_empty_or_misshapen_points_are_refused():
+    samples, _ = toy2d.parse("ring8")[0].sample(10, seed=0)
+    with pytest.raises(ValueError, match=r"`test_points` must have shape \(N, 2\).*\(0, 2\)"):
+        evaluate_toy2d(samples, "ring8", test_points=np.zeros((0, 2)))
+    with pytest.raises(ValueError, match=r"`samples` must have shape \(N, 2\)"):
+        evaluate_toy2d(np.zeros((0, 2)), "moons")
+    with pytest.raises(ValueError, match=r"`centers` must have shape \(K, D\)"):
+        mode_coverage(samples, np.zeros((0, 2)), sigma=0.05)
