@@ -4,19 +4,20 @@ A family model is a `keras.Model` that trains with plain `fit`, samples to
 numpy, saves as `.keras` and exports pure-TensorFlow functions for TF Serving
 and TF Lite. This module holds what all families share: the seed handling, the
 loss trackers, the distribution- and mixed-precision-aware update, and the
-dataset preparation that `fit` is fed with.
+dataset preparation that `fit` is fed with. Workarounds for Keras and
+TensorFlow problems live in `keras_genmodels._compat`.
 """
 
-import contextlib
 import numbers
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_genmodels import _compat
+
 MAX_SEED = 2**31 - 1
 NOISE_DISTRIBUTIONS = ("normal", "uniform", "integer")
-_CLIP_ARGUMENTS = ("clipnorm", "global_clipnorm", "clipvalue")
 
 
 def num_replicas_in_sync():
@@ -30,14 +31,6 @@ def num_replicas_in_sync():
     if context is None:  # Cross-replica context: the strategy is in scope.
         return tf.distribute.get_strategy().num_replicas_in_sync
     return context.num_replicas_in_sync
-
-
-def _multi_worker(strategy):
-    """Whether `strategy` spans several workers (`MultiWorkerMirroredStrategy`)."""
-    in_multi_worker_mode = getattr(strategy.extended, "_in_multi_worker_mode", None)
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(
-        in_multi_worker_mode and in_multi_worker_mode()
-    )
 
 
 def check_positive_int(value, name):
@@ -61,7 +54,7 @@ def check_positive_int(value, name):
     return int(value)
 
 
-class GenerativeModel(keras.Model):
+class GenerativeModel(_compat.DistributionWorkarounds, keras.Model):
     """Base class of every family model.
 
     Subclasses implement:
@@ -76,7 +69,9 @@ class GenerativeModel(keras.Model):
 
     Families with several optimizers (the GAN) override `train_step` and use
     `scaled_loss` and `apply_gradients` so they stay right under a
-    `tf.distribute` strategy and a mixed-precision policy.
+    `tf.distribute` strategy and a mixed-precision policy. The Keras
+    workarounds this needs come from
+    `keras_genmodels._compat.DistributionWorkarounds`.
 
     Args:
         seed: Optional int seeding the model's `keras.random.SeedGenerator`,
@@ -146,13 +141,7 @@ class GenerativeModel(keras.Model):
             if name in self._loss_trackers:
                 self._loss_trackers[name].update_state(value)
         results = {m.name: m.result() for m in self.metrics}
-        if _multi_worker(tf.distribute.get_strategy()):
-            # Keras 3.15 averages a step's outputs across workers with
-            # `strategy.reduce("MEAN", value, axis=0)`, which needs an axis:
-            # scalars fail ("Invalid reduction dimension 0 for input with 0
-            # dimensions"). A length-1 axis averages to the same scalar.
-            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
-        return results
+        return _compat.reducible_logs(results)
 
     # ------------------------------------------------------------------
     # Training.
@@ -285,15 +274,11 @@ class GenerativeModel(keras.Model):
     def apply_gradients(self, tape, loss, variables, optimizer):
         """Differentiates a `scaled_loss` and applies the update.
 
-        Under a `tf.distribute` strategy Keras 3 clips each replica's
-        gradients (`clipnorm`, `global_clipnorm`, `clipvalue`) before it sums
-        them across replicas, which is not the one-device update. During
-        `fit` under a strategy with several replicas the optimizer's clipping
-        is therefore switched off (see `clipping_after_all_reduce`) and done
-        here instead: the gradients are summed across replicas, clipped as
-        the optimizer clips them on one device, and handed to the optimizer
-        divided by the number of replicas, so its own sum gives back the
-        clipped global gradient.
+        The update is the one-device update of the global batch under any
+        `tf.distribute` strategy: sparse gradients are made dense and, during
+        `fit` and `train_on_batch`, the optimizer's gradient clipping acts on
+        the gradients summed across replicas (the Keras workarounds behind
+        this are in `keras_genmodels._compat`).
 
         Args:
             tape: The `tf.GradientTape` that recorded `loss`.
@@ -302,96 +287,8 @@ class GenerativeModel(keras.Model):
             optimizer: The optimizer applying the update; it unscales
                 mixed-precision gradients itself.
         """
-        gradients = tape.gradient(loss, variables)
-        # Embedding gradients come as `tf.IndexedSlices` with repeated
-        # indices. Keras 3.15's Adam squares each slice before adding them up
-        # (its second moment gets `sum(g_i^2)`, not `(sum g_i)^2`), and a
-        # strategy concatenates the replicas' slices, so the update would
-        # depend on the replica count. Dense gradients give the one-device
-        # Adam update everywhere.
-        gradients = [
-            tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
-            for g in gradients
-        ]
-        inner = getattr(optimizer, "inner_optimizer", optimizer)
-        clipping = getattr(self, "_deferred_clipping", {}).get(id(inner))
-        context = tf.distribute.get_replica_context()
-        if clipping is None or context is None or context.num_replicas_in_sync == 1:
-            optimizer.apply_gradients(zip(gradients, variables))
-            return
-        replicas = context.num_replicas_in_sync
-        present = [i for i, g in enumerate(gradients) if g is not None]
-        summed = context.all_reduce(
-            tf.distribute.ReduceOp.SUM, [gradients[i] for i in present]
-        )
-        scale = 1.0
-        if inner is not optimizer:  # A LossScaleOptimizer: clip unscaled.
-            scale = tf.cast(optimizer.scale_loss(1.0), "float32")
-        clipped = _clip_gradients([g / scale for g in summed], clipping)
-        gradients = list(gradients)
-        for i, g in zip(present, clipped):
-            gradients[i] = g * (scale / replicas)
-        optimizer.apply_gradients(zip(gradients, variables))
-
-    @contextlib.contextmanager
-    def clipping_after_all_reduce(self):
-        """Moves the optimizers' gradient clipping after the all-reduce.
-
-        Under a strategy with several replicas, the `clipnorm`,
-        `global_clipnorm` and `clipvalue` of every optimizer the model holds
-        are set to `None` for the duration and applied by `apply_gradients`
-        to the gradients summed across replicas; they are restored on exit.
-        `fit` and `train_on_batch` use it; with one replica it does nothing.
-
-        Returns:
-            A context manager.
-        """
-        if self.distribute_strategy.num_replicas_in_sync == 1:
-            yield
-            return
-        optimizers = {}
-        for value in list(vars(self).values()):
-            if isinstance(value, keras.optimizers.Optimizer):
-                inner = getattr(value, "inner_optimizer", value)
-                optimizers[id(inner)] = inner
-        saved = {}
-        for key, inner in optimizers.items():
-            clipping = {name: getattr(inner, name, None) for name in _CLIP_ARGUMENTS}
-            if any(clipping.values()):
-                saved[key] = (inner, clipping)
-        # Filled before the replica threads trace the step, read-only there.
-        self._deferred_clipping = {key: clipping for key, (_, clipping) in saved.items()}
-        try:
-            for inner, _ in saved.values():
-                for name in _CLIP_ARGUMENTS:
-                    setattr(inner, name, None)
-            yield
-        finally:
-            for inner, clipping in saved.values():
-                for name, value in clipping.items():
-                    setattr(inner, name, value)
-            self._deferred_clipping = {}
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras 3.15 builds a model created under a strategy from its first
-        # batch, and gets that batch by reducing the per-replica batches
-        # across replicas (`strategy.reduce("MEAN", batch)`) although it only
-        # reads shapes and dtypes. Under `MultiWorkerMirroredStrategy` that
-        # eager cross-worker reduce fails ("Attempt to convert a value
-        # (PerReplica...) with an unsupported type", keras-team/keras#20585),
-        # even for a `Sequential` model. This replica's own batch has the
-        # shapes the build needs.
-        if iterator is not None and self._distribute_strategy is not None:
-            strategy = self.distribute_strategy
-            for _, _, batches in iterator:
-                data_batch = tf.nest.map_structure(
-                    lambda value: strategy.experimental_local_results(value)[0]
-                    if isinstance(value, tf.distribute.DistributedValues)
-                    else value,
-                    next(batches),
-                )
-                break
-        return super()._maybe_symbolic_build(data_batch=data_batch)
+        gradients = _compat.densify_sparse_gradients(tape.gradient(loss, variables))
+        self.apply_deferred_clipping(optimizer, gradients, variables)
 
     #: Appended to the error raised when a training loss stops being finite.
     non_finite_advice = "Lower the learning rate or check the data."
@@ -578,26 +475,3 @@ def batch_pipeline(dataset, batch_size, shuffle=True, drop_remainder=False):
         dataset = dataset.shuffle(10_000, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def _clip_gradients(gradients, clipping):
-    """Clips gradients as a Keras optimizer with `clipping` settings does.
-
-    Args:
-        gradients: List of dense gradient tensors.
-        clipping: Dict with the optimizer's `clipnorm`, `global_clipnorm`
-            and `clipvalue` (at most one set).
-
-    Returns:
-        The clipped gradients.
-    """
-    if clipping["clipnorm"]:
-        return [tf.clip_by_norm(g, clipping["clipnorm"]) for g in gradients]
-    if clipping["global_clipnorm"]:
-        clip = clipping["global_clipnorm"]
-        norm = tf.sqrt(sum(tf.reduce_sum(tf.square(g)) for g in gradients))
-        # Keras' formula: NaN (a skipped step) when the norm is not finite.
-        scale = clip * tf.minimum(1.0 / norm, 1.0 / clip) + (norm - norm)
-        return [g * scale for g in gradients]
-    value = clipping["clipvalue"]
-    return [tf.clip_by_value(g, -value, value) for g in gradients]
