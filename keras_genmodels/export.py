@@ -1,20 +1,23 @@
 """Exports for TF Serving and TF Lite, and their verification.
 
 `export_savedmodel` writes `BASE/NAME/VERSION/`, the layout TensorFlow Serving
-watches, through a temporary directory renamed into place so a server never
-sees a half-written version. `export_tflite` converts the model's static-shape
-`tflite_endpoints()` into one `.tflite` file with one signature each.
+watches, through a staging directory renamed into place so a server never
+sees a half-written version (`keras_genmodels.export_layout`). Its signatures
+check every input in the graph against limits fixed at export time
+(`keras_genmodels.serving_limits`). `export_tflite` converts the model's
+static-shape `tflite_endpoints()` into one `.tflite` file with one signature
+each.
 
 `verify_savedmodel` loads an export in a fresh Python process that imports only
 TensorFlow and calls every signature; `compare_tflite` runs the `.tflite` file
 in `ai_edge_litert` and checks it against the SavedModel signature of the same
 name, within the model's `tflite_tolerance` (absolute, 1e-4 by default).
+`export_and_verify` does both before the version is published. The TF
+Serving request helpers live in `keras_genmodels.serving_requests`.
 """
 
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +25,29 @@ import tempfile
 import keras
 import numpy as np
 import tensorflow as tf
+
+from keras_genmodels import export_layout
+from keras_genmodels.export_layout import next_version
+from keras_genmodels.serving_limits import resolve_limits
+from keras_genmodels.serving_requests import (
+    predict_request,
+    rest_request_body,
+    run_predict_request,
+)
+
+__all__ = [
+    "compare_tflite",
+    "export_and_verify",
+    "export_savedmodel",
+    "export_tflite",
+    "next_version",
+    "predict_request",
+    "rest_request_body",
+    "run_predict_request",
+    "run_tflite",
+    "tflite_signatures",
+    "verify_savedmodel",
+]
 
 
 def _checked_endpoints(model, endpoints, method):
@@ -38,49 +64,11 @@ def _write_archive(model, endpoints, path):
     archive.write_out(path, verbose=False)
 
 
-def next_version(model_dir):
-    """Returns the next integer version under a TF Serving model directory.
-
-    Args:
-        model_dir: `BASE/NAME`; it may not exist yet.
-
-    Returns:
-        1 plus the largest all-digit entry of `model_dir`, or 1 if none.
-    """
-    if not os.path.isdir(model_dir):
-        return 1
-    versions = [int(e) for e in os.listdir(model_dir) if e.isdigit()]
-    return max(versions, default=0) + 1
-
-
-def export_savedmodel(model, base_dir, name=None, version=None):
-    """Writes the model's serving signatures as `base_dir/name/version/`.
-
-    Args:
-        model: A `GenerativeModel`.
-        base_dir: The directory TF Serving's `--model_base_path` points above.
-        name: Model name (the directory under `base_dir`); defaults to
-            `model.name`.
-        version: Positive int; defaults to the next free integer version. An
-            existing version is never overwritten.
-
-    Returns:
-        The path of the written version directory.
-
-    Example:
-
-    ```python
-    path = export_savedmodel(vae, "savedmodels", name="vae")
-    # savedmodels/vae/1, servable by tensorflow_model_server.
-    ```
-    """
-    name = name or model.name
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        raise ValueError(
-            "`name` may contain only letters, digits, '_', '.' and '-'. "
-            f"Received: name={name!r}"
-        )
-    model_dir = os.path.join(base_dir, name)
+def _plan(model, base_dir, name, version, limits):
+    """Checks the arguments of an export; returns its paths and endpoints."""
+    if name is None:
+        name = getattr(model, "default_export_name", None) or model.name
+    model_dir = os.path.join(base_dir, export_layout.check_name(name))
     if version is None:
         version = next_version(model_dir)
     elif isinstance(version, bool) or not isinstance(version, int) or version < 1:
@@ -93,19 +81,58 @@ def export_savedmodel(model, base_dir, name=None, version=None):
             f"Version {version} already exists at {target}; exports never "
             "overwrite a version. Pass another `version` or omit it."
         )
-    os.makedirs(model_dir, exist_ok=True)
-    # TF Serving ignores entries that are not all digits, so the temporary
-    # directory next to the versions is invisible to it until the rename.
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir)
+    endpoints = model.serving_endpoints(limits=resolve_limits(model, limits))
+    return target, _checked_endpoints(model, endpoints, "serving_endpoints")
+
+
+def _write_staged(model, endpoints, target):
+    """Writes the SavedModel into a staging directory beside `target`."""
+    model_dir, version = os.path.split(target)
+    staging = export_layout.stage(model_dir, version)
     try:
-        _write_archive(
-            model,
-            _checked_endpoints(model, model.serving_endpoints(), "serving_endpoints"),
-            tmp,
-        )
-        os.rename(tmp, target)
+        _write_archive(model, endpoints, staging)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        export_layout.discard(staging)
+        raise
+    return staging
+
+
+def export_savedmodel(model, base_dir, name=None, version=None, limits=None):
+    """Writes the model's serving signatures as `base_dir/name/version/`.
+
+    The version is written into a staging directory and renamed into place
+    when complete (see `keras_genmodels.export_layout`); its directory gets
+    the mode of the umask, so a server running as another user can read it.
+
+    Args:
+        model: A `GenerativeModel`.
+        base_dir: The directory TF Serving's `--model_base_path` points above.
+        name: Model name (the directory under `base_dir`): letters, digits,
+            `_`, `.` and `-`, not starting with `.` or `-`; defaults to
+            `model.default_export_name` (e.g. `vae`, `ar-transformer`).
+        version: Positive int; defaults to the next free integer version. An
+            existing version is never overwritten.
+        limits: Optional `{limit name: positive int}` replacing the model's
+            default serving limits (`model.serving_limits`), e.g.
+            `{"num_samples": 64}`; see `keras_genmodels.serving_limits`.
+
+    Returns:
+        The path of the written version directory.
+
+    Example:
+
+    ```python
+    path = export_savedmodel(vae, "savedmodels", limits={"num_samples": 64})
+    # savedmodels/vae/1, servable by tensorflow_model_server; a request for
+    # more than 64 samples fails with INVALID_ARGUMENT.
+    ```
+    """
+    target, endpoints = _plan(model, base_dir, name, version, limits)
+    staging = _write_staged(model, endpoints, target)
+    try:
+        export_layout.publish(staging, target)
+    except BaseException:
+        export_layout.discard(staging)
         raise
     return target
 
@@ -328,110 +355,75 @@ def compare_tflite(tflite_path, savedmodel_path, requests, atol=1e-4):
     return differences
 
 
-def predict_request(model_name, signature_name, inputs):
-    """Builds the TF Serving gRPC `PredictRequest` for a signature call.
-
-    Needs the `tensorflow-serving-api` package (the `test` extra).
-
-    Args:
-        model_name: The served model's name (the directory under the base).
-        signature_name: Signature to call, e.g. `"sample"`.
-        inputs: `{argument: array}`.
-
-    Returns:
-        A `tensorflow_serving.apis.predict_pb2.PredictRequest`.
-    """
-    from tensorflow_serving.apis import predict_pb2
-
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model_name
-    request.model_spec.signature_name = signature_name
-    for key, value in inputs.items():
-        request.inputs[key].CopyFrom(tf.make_tensor_proto(np.asarray(value)))
-    return request
-
-
-def run_predict_request(savedmodel, request):
-    """Answers a `PredictRequest` the way TF Serving does, in process.
-
-    Args:
-        savedmodel: A path or an object returned by `tf.saved_model.load`.
-        request: A `PredictRequest`.
-
-    Returns:
-        `{output name: numpy array}`.
-    """
-    if isinstance(savedmodel, (str, os.PathLike)):
-        savedmodel = tf.saved_model.load(str(savedmodel))
-    fn = savedmodel.signatures[request.model_spec.signature_name]
-    arguments = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
-    outputs = fn(**{k: tf.constant(v) for k, v in arguments.items()})
-    return {k: v.numpy() for k, v in outputs.items()}
-
-
-def rest_request_body(signature_name, inputs):
-    """Returns the JSON body of a TF Serving REST `:predict` call.
-
-    Args:
-        signature_name: Signature to call.
-        inputs: `{argument: array or scalar}`.
-
-    Returns:
-        A JSON string, `{"signature_name": ..., "inputs": {...}}`.
-    """
-    def to_json(value):
-        value = np.asarray(value)
-        if value.dtype.kind in "SO":
-            value = np.vectorize(
-                lambda s: s.decode() if isinstance(s, bytes) else s, otypes=[object]
-            )(value)
-        return value.tolist()
-
-    return json.dumps(
-        {
-            "signature_name": signature_name,
-            "inputs": {k: to_json(v) for k, v in inputs.items()},
-        }
-    )
-
-
-def export_and_verify(model, base_dir, name=None, version=None, tflite=True):
+def export_and_verify(model, base_dir, name=None, version=None, tflite=True, limits=None):
     """Exports a model for TF Serving and TF Lite and verifies both.
 
-    The SavedModel is loaded in a fresh TensorFlow-only process and every
-    signature is called twice with `model.signature_examples()`; the `.tflite`
-    file (written as `base_dir/name/name-vVERSION.tflite`, outside the version
-    directories TF Serving scans) is compared with the SavedModel within
-    `model.tflite_tolerance`.
+    The SavedModel is written into a staging directory, loaded in a fresh
+    TensorFlow-only process and every signature is called twice with
+    `model.signature_examples()`; the `.tflite` file (written as
+    `base_dir/name/name-vVERSION.tflite`, outside the version directories TF
+    Serving scans) is compared with the SavedModel within
+    `model.tflite_tolerance`. Only then is the version renamed into place: a
+    version that fails verification is never served, and its files are
+    removed.
 
     Args:
         model: A `GenerativeModel`.
         base_dir: TF Serving base directory.
-        name: Model name; defaults to `model.name`.
+        name: Model name; defaults to `model.default_export_name`.
         version: Version number; defaults to the next free one.
         tflite: Whether to write and check the `.tflite` file too.
+        limits: Optional `{limit name: positive int}` replacing the model's
+            default serving limits, as in `export_savedmodel`.
 
     Returns:
-        A dict with `savedmodel` (path), `signatures` (names), `tflite`
-        (path or `None`) and `tflite_max_abs_diff` (`{signature: float}`).
+        A dict with `savedmodel` (path), `signatures` (names), `limits`
+        (`{signature: {limit name: int}}`), `tflite` (path or `None`) and
+        `tflite_max_abs_diff` (`{signature: float}`).
+
+    Example:
+
+    ```python
+    report = export_and_verify(lm, "savedmodels", limits={"max_new_tokens": 256})
+    report["savedmodel"]  # "savedmodels/ar-transformer/1"
+    ```
     """
-    path = export_savedmodel(model, base_dir, name=name, version=version)
-    outputs = verify_savedmodel(path, model.signature_examples())
-    report = {
-        "savedmodel": path,
+    target, endpoints = _plan(model, base_dir, name, version, limits)
+    model_dir, version_name = os.path.split(target)
+    lite_path = os.path.join(
+        model_dir, f"{os.path.basename(model_dir)}-v{version_name}.tflite"
+    )
+    staging = _write_staged(model, endpoints, target)
+    lite_staging = staging + ".tflite"
+    published = []
+    try:
+        try:
+            outputs = verify_savedmodel(staging, model.signature_examples())
+            differences = {}
+            if tflite:
+                export_tflite(model, lite_staging)
+                differences = compare_tflite(
+                    lite_staging, staging, model.signature_examples(batch_size=1),
+                    atol=model.tflite_tolerance,
+                )
+        except Exception as error:
+            raise RuntimeError(
+                f"The export failed verification, so version {version_name} of "
+                f"{model_dir} was not published and its files were removed: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        if tflite:
+            export_layout.publish(lite_staging, lite_path)
+            published.append(lite_path)
+        export_layout.publish(staging, target)
+    except BaseException:
+        for path in (staging, lite_staging, *published):
+            export_layout.discard(path)
+        raise
+    return {
+        "savedmodel": target,
         "signatures": sorted(outputs),
-        "tflite": None,
-        "tflite_max_abs_diff": {},
+        "limits": model.serving_limits.by_signature(limits),
+        "tflite": lite_path if tflite else None,
+        "tflite_max_abs_diff": differences,
     }
-    if tflite:
-        model_dir, version_name = os.path.split(path)
-        lite_path = os.path.join(
-            model_dir, f"{os.path.basename(model_dir)}-v{version_name}.tflite"
-        )
-        export_tflite(model, lite_path)
-        report["tflite"] = lite_path
-        report["tflite_max_abs_diff"] = compare_tflite(
-            lite_path, path, model.signature_examples(batch_size=1),
-            atol=model.tflite_tolerance,
-        )
-    return report

@@ -13,6 +13,7 @@ from keras_genmodels.autoregressive.text_serving import (
     text_signature_examples,
 )
 from keras_genmodels.base import GenerativeModel, check_positive_int
+from keras_genmodels.serving_limits import InputChecks, ServingLimits
 
 _LN2 = math.log(2.0)
 _CELLS = {
@@ -555,24 +556,73 @@ class RNNAutoregressive(GenerativeModel):
     # ------------------------------------------------------------------
     # Export.
     # ------------------------------------------------------------------
-    def _step_endpoint(self, batch_size):
-        if self.is_bytes:
-            x_spec = tf.TensorSpec([batch_size], tf.int32, name="x")
-        else:
-            x_spec = tf.TensorSpec([batch_size, 1], tf.float32, name="x")
-        state_spec = tf.TensorSpec([batch_size, self.state_size], tf.float32, name="state")
+    @property
+    def default_export_name(self):
+        """Default model name of an export: `ar-rnn` for values,
+        `ar-rnn-text` for bytes (the two modes export different signatures;
+        the transformer's is `ar-transformer`)."""
+        return "ar-rnn-text" if self.is_bytes else "ar-rnn"
 
-        @tf.function(input_signature=[x_spec, state_spec])
+    @property
+    def serving_limits(self):
+        """The limits the serving signatures enforce (`ServingLimits`)."""
+        if self.is_bytes:
+            signatures = {
+                "step": ("batch_size",),
+                "generate": ("prompt", "max_new_tokens"),
+                "score": ("text",),
+            }
+        else:
+            signatures = {
+                "step": ("batch_size",),
+                "forecast": ("batch_size", "history", "steps"),
+                "sample": ("num_samples",),
+            }
+        return ServingLimits(signatures)
+
+    def _step_endpoint(self, batch_size, limit=None):
+        """`step`; with a row `limit` (serving) its inputs are checked."""
+        x_shape = [batch_size] if self.is_bytes else [batch_size, 1]
+        x_dtype = tf.int32 if self.is_bytes else tf.float32
+        state_shape = [batch_size, self.state_size]
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec(x_shape, x_dtype, name="x"),
+                tf.TensorSpec(state_shape, tf.float32, name="state"),
+            ]
+        )
         def step(x, state):
+            if limit is not None:
+                checks = InputChecks()
+                if self.is_bytes:
+                    x = checks.batch("x", x, x_shape, limit, low=0, high=self.vocab_size - 1)
+                else:
+                    x = checks.batch("x", x, x_shape, limit, finite=True)
+                state = checks.batch("state", state, state_shape, limit, finite=True)
+                checks.same_rows(x=x, state=state)
+                x, state = checks.gate(x, state)
             y, state = self._cell_step(x, state)
             return {"y": y, "state": state}
 
         return step
 
-    def serving_endpoints(self):
-        endpoints = {"step": self._step_endpoint(None)}
+    def serving_endpoints(self, limits=None):
+        """`step`, plus `forecast` and `sample` (values) or `generate` and
+        `score` (bytes), every input checked in the graph.
+
+        Args:
+            limits: Optional `{limit name: int}` replacing the defaults of
+                `serving_limits`.
+        """
+        limits = self.serving_limits.resolve(limits)
+        endpoints = {"step": self._step_endpoint(None, limits["batch_size"])}
         if self.is_bytes:
-            endpoints.update(text_endpoints(self._generate_tokens, self._bits_per_char))
+            endpoints.update(
+                text_endpoints(
+                    self._generate_tokens, self._bits_per_char, limits, self.vocab_size
+                )
+            )
         else:
 
             @tf.function(
@@ -582,7 +632,19 @@ class RNNAutoregressive(GenerativeModel):
                 ]
             )
             def forecast(history, steps):
-                return {"forecast": self._forecast(history, tf.maximum(steps, 0))}
+                checks = InputChecks()
+                history = checks.batch(
+                    "history", history, [None, None], limits["batch_size"], finite=True
+                )
+                length = tf.shape(history)[1]
+                checks.check(
+                    (length >= 1) & (length <= limits["history"]),
+                    f"history must have 1 to {limits['history']} values per row. "
+                    "Received: history with {} values per row",
+                    length,
+                )
+                steps = checks.count("steps", steps, limits["steps"])
+                return {"forecast": self._forecast(*checks.gate(history, steps))}
 
             @tf.function(
                 input_signature=[
@@ -591,7 +653,10 @@ class RNNAutoregressive(GenerativeModel):
                 ]
             )
             def sample(num_samples, seed):
-                return {"samples": self._sample_from_seed(num_samples, seed)}
+                checks = InputChecks()
+                num_samples = checks.count("num_samples", num_samples, limits["num_samples"])
+                seed = checks.seed(seed)
+                return {"samples": self._sample_from_seed(*checks.gate(num_samples, seed))}
 
             endpoints.update(forecast=forecast, sample=sample)
         return endpoints

@@ -9,10 +9,18 @@ import numpy as np
 import tensorflow as tf
 
 from keras_genmodels.autoregressive import tokenizer
+from keras_genmodels.serving_limits import InputChecks
 
 
-def text_endpoints(generate_tokens, bits_per_char):
+def text_endpoints(generate_tokens, bits_per_char, limits, vocab_size=tokenizer.VOCAB_SIZE):
     """Builds the `generate` and `score` signatures of a byte-level model.
+
+    Every input is checked in the graph before anything runs (see
+    `keras_genmodels.serving_limits`): `prompt` has at most
+    `limits["prompt"]` bytes, `max_new_tokens` lies in
+    `[1, limits["max_new_tokens"]]`, `temperature` is finite and `>= 0`,
+    `top_k` lies in `[0, vocab_size]`, the seed is two non-negative ints and
+    `text` has 1 to `limits["text"]` bytes.
 
     Args:
         generate_tokens: Callable `(tokens, max_new_tokens, temperature,
@@ -21,6 +29,9 @@ def text_endpoints(generate_tokens, bits_per_char):
             `top_p = 1` switch those filters off, `temperature = 0` is greedy.
         bits_per_char: Callable from a string scalar to the model's float32
             bits per byte of that text.
+        limits: `{limit name: int}` with `prompt`, `max_new_tokens` and
+            `text`, e.g. `model.serving_limits.resolve()`.
+        vocab_size: The model's number of token ids (the largest `top_k`).
 
     Returns:
         `{"generate": tf.function, "score": tf.function}` with input
@@ -33,7 +44,9 @@ def text_endpoints(generate_tokens, bits_per_char):
     Example:
 
     ```python
-    endpoints = text_endpoints(model._generate_tokens, model._bits_per_char)
+    endpoints = text_endpoints(
+        model._generate_tokens, model._bits_per_char, model.serving_limits.resolve()
+    )
     endpoints["generate"](tf.constant("def "), 16, 0.0, 0, [1, 2])["text"]
     ```
     """
@@ -48,6 +61,17 @@ def text_endpoints(generate_tokens, bits_per_char):
         ]
     )
     def generate(prompt, max_new_tokens, temperature, top_k, seed):
+        checks = InputChecks()
+        prompt = checks.text("prompt", prompt, limits["prompt"], low=0)
+        max_new_tokens = checks.count(
+            "max_new_tokens", max_new_tokens, limits["max_new_tokens"]
+        )
+        temperature = checks.scalar("temperature", temperature, low=0.0)
+        top_k = checks.count("top_k", top_k, vocab_size, low=0)
+        seed = checks.seed(seed)
+        prompt, max_new_tokens, temperature, top_k, seed = checks.gate(
+            prompt, max_new_tokens, temperature, top_k, seed
+        )
         tokens = tokenizer.tf_encode(prompt)
         tokens = tf.cond(
             tf.size(tokens) > 0,
@@ -55,13 +79,14 @@ def text_endpoints(generate_tokens, bits_per_char):
             lambda: tf.constant([tokenizer.START_TOKEN], tf.int32),
         )
         new = generate_tokens(
-            tokens[None], tf.maximum(max_new_tokens, 0), temperature, top_k,
-            tf.constant(1.0), seed,
+            tokens[None], max_new_tokens, temperature, top_k, tf.constant(1.0), seed
         )
         return {"text": tokenizer.tf_decode(new)[0]}
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="text")])
     def score(text):
+        checks = InputChecks()
+        text = checks.gate(checks.text("text", text, limits["text"]))
         return {"bits_per_char": bits_per_char(text)}
 
     return {"generate": generate, "score": score}

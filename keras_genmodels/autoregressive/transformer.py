@@ -20,6 +20,7 @@ from keras_genmodels.autoregressive.text_serving import (
     text_signature_examples,
 )
 from keras_genmodels.base import GenerativeModel, check_positive_int
+from keras_genmodels.serving_limits import InputChecks, ServingLimits
 
 _LN2 = math.log(2.0)
 
@@ -647,20 +648,64 @@ class TransformerLM(GenerativeModel):
     # ------------------------------------------------------------------
     # Export.
     # ------------------------------------------------------------------
-    def serving_endpoints(self):
+    #: Default model name of an export (`BASE/NAME/VERSION`); the byte RNN's
+    #: is `ar-rnn-text`, so the two never share a servable.
+    default_export_name = "ar-transformer"
+
+    @property
+    def serving_limits(self):
+        """The limits the serving signatures enforce (`ServingLimits`).
+
+        `next_token_logits` runs full windows, so it takes at most 64 rows
+        by default.
+        """
+        return ServingLimits(
+            {
+                "generate": ("prompt", "max_new_tokens"),
+                "score": ("text",),
+                "next_token_logits": ("batch_size",),
+            },
+            defaults={"batch_size": 64},
+        )
+
+    def serving_endpoints(self, limits=None):
+        """The `generate`, `score` and `next_token_logits` signatures, every
+        input checked in the graph.
+
+        Args:
+            limits: Optional `{limit name: int}` replacing the defaults of
+                `serving_limits`.
+        """
+        limits = self.serving_limits.resolve(limits)
         return {
-            **text_endpoints(self._generate_tokens, self._bits_per_char),
-            "next_token_logits": self._next_token_endpoint(None),
+            **text_endpoints(
+                self._generate_tokens, self._bits_per_char, limits, self.vocab_size
+            ),
+            "next_token_logits": self._next_token_endpoint(None, limits["batch_size"]),
         }
 
-    def _next_token_endpoint(self, batch_size):
+    def _next_token_endpoint(self, batch_size, limit=None):
+        """`next_token_logits`; with a row `limit` (serving) its inputs are
+        checked: token ids in `[0, vocab_size)`, `length` in
+        `[1, context_length]`."""
+        tokens_shape = [batch_size, self.context_length]
+
         @tf.function(
             input_signature=[
-                tf.TensorSpec([batch_size, self.context_length], tf.int32, name="tokens"),
+                tf.TensorSpec(tokens_shape, tf.int32, name="tokens"),
                 tf.TensorSpec([batch_size], tf.int32, name="length"),
             ]
         )
         def next_token_logits(tokens, length):
+            if limit is not None:
+                checks = InputChecks()
+                tokens = checks.batch(
+                    "tokens", tokens, tokens_shape, limit, low=0, high=self.vocab_size - 1
+                )
+                length = checks.shape("length", length, [None])
+                checks.same_rows(tokens=tokens, length=length)
+                checks.values("length", length, 1, self.context_length)
+                tokens, length = checks.gate(tokens, length)
             return {"logits": self._last_logits(tokens, length)}
 
         return next_token_logits

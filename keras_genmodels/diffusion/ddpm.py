@@ -8,6 +8,7 @@ from keras_genmodels.base import GenerativeModel, check_positive_int
 from keras_genmodels.diffusion.gaussian import GaussianDiffusion
 from keras_genmodels.diffusion.schedules import SCHEDULES
 from keras_genmodels.evaluation.sliced_wasserstein import sliced_wasserstein
+from keras_genmodels.serving_limits import InputChecks, ServingLimits
 
 _METHODS = ("ddpm", "ddim")
 
@@ -381,7 +382,54 @@ class DDPM(GenerativeModel):
     # ------------------------------------------------------------------
     # Export.
     # ------------------------------------------------------------------
-    def serving_endpoints(self):
+    @property
+    def default_export_name(self):
+        """Default model name of an export: `diffusion` for images,
+        `diffusion-points` for vectors (different signature shapes)."""
+        return "diffusion" if self.data_kind == "image" else "diffusion-points"
+
+    @property
+    def serving_limits(self):
+        """The limits the serving signatures enforce (`ServingLimits`).
+
+        Image models default to 256 samples or rows per request (a U-Net
+        pass per reverse step); `num_steps` is at most T.
+        """
+        size = 256 if self.data_kind == "image" else 1024
+        return ServingLimits(
+            {
+                "sample": ("num_samples", "num_steps"),
+                "predict_noise": ("batch_size",),
+                "denoise_step": ("batch_size",),
+            },
+            defaults={"num_samples": size, "batch_size": size, "num_steps": self.timesteps},
+            maxima={"num_steps": self.timesteps},
+        )
+
+    def _check_noisy_batch(self, checks, x_t, t, limit, noise=None):
+        shape = [None, *self.data_shape]
+        x_t = checks.batch("x_t", x_t, shape, limit, finite=True)
+        t = checks.shape("t", t, [None])
+        if noise is None:
+            checks.same_rows(x_t=x_t, t=t)
+        else:
+            noise = checks.batch("noise", noise, shape, limit, finite=True)
+            checks.same_rows(x_t=x_t, t=t, noise=noise)
+        checks.values("t", t, 0, self.timesteps - 1)
+        return checks.gate(x_t, t, noise)
+
+    def serving_endpoints(self, limits=None):
+        """The `sample`, `predict_noise` and `denoise_step` signatures.
+
+        Every input is checked in the graph: `num_steps` must lie in
+        `[1, limit]` (at most T), timesteps in `[0, T)`.
+
+        Args:
+            limits: Optional `{limit name: int}` replacing the defaults of
+                `serving_limits`.
+        """
+        limits = self.serving_limits.resolve(limits)
+
         @tf.function(
             autograph=False,
             input_signature=[
@@ -391,7 +439,12 @@ class DDPM(GenerativeModel):
             ]
         )
         def sample(num_samples, seed, num_steps):
-            return {"samples": self._sample_from_seed(num_samples, seed, num_steps)}
+            checks = InputChecks()
+            num_samples = checks.count("num_samples", num_samples, limits["num_samples"])
+            seed = checks.seed(seed)
+            num_steps = checks.count("num_steps", num_steps, limits["num_steps"])
+            inputs = checks.gate(num_samples, seed, num_steps)
+            return {"samples": self._sample_from_seed(*inputs)}
 
         @tf.function(
             autograph=False,
@@ -401,15 +454,17 @@ class DDPM(GenerativeModel):
             ]
         )
         def predict_noise(x_t, t):
+            x_t, t, _ = self._check_noisy_batch(InputChecks(), x_t, t, limits["batch_size"])
             return {"noise": self.predict_noise(x_t, t)}
 
         return {
             "sample": sample,
             "predict_noise": predict_noise,
-            "denoise_step": self._denoise_step_endpoint(None),
+            "denoise_step": self._denoise_step_endpoint(None, limits["batch_size"]),
         }
 
-    def _denoise_step_endpoint(self, batch_size):
+    def _denoise_step_endpoint(self, batch_size, limit=None):
+        """`denoise_step`; with a row `limit` (serving) its inputs are checked."""
         @tf.function(
             autograph=False,
             input_signature=[
@@ -419,6 +474,8 @@ class DDPM(GenerativeModel):
             ]
         )
         def denoise_step(x_t, t, noise):
+            if limit is not None:
+                x_t, t, noise = self._check_noisy_batch(InputChecks(), x_t, t, limit, noise)
             eps = self.predict_noise(x_t, t)
             return {"x_prev": self.process.ddpm_step(x_t, t, eps, noise)}
 

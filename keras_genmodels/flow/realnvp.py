@@ -10,6 +10,7 @@ import tensorflow_probability as tfp
 
 from keras_genmodels.base import GenerativeModel, check_positive_int
 from keras_genmodels.flow import networks as flow_networks
+from keras_genmodels.serving_limits import InputChecks, ServingLimits
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -460,28 +461,72 @@ class RealNVP(GenerativeModel):
     # ------------------------------------------------------------------
     # Export.
     # ------------------------------------------------------------------
+    @property
+    def default_export_name(self):
+        """Default model name of an export: `flow` for images,
+        `flow-points` for vectors (different signature shapes)."""
+        return "flow" if self.is_image else "flow-points"
+
+    @property
+    def serving_limits(self):
+        """The limits the serving signatures enforce (`ServingLimits`)."""
+        return ServingLimits(
+            {
+                "sample": ("num_samples",),
+                "log_prob": ("batch_size",),
+                "encode": ("batch_size",),
+                "decode": ("batch_size",),
+            }
+        )
+
     def _data_spec(self, batch_size):
         return tf.TensorSpec((batch_size, *self.event_shape), tf.float32, name="x")
 
-    def _log_prob_endpoint(self, batch_size):
+    def _checked_data(self, x, limit):
+        """`x` behind its checks: the shape, `limit` rows, and values in
+        `[0, 1]` (images) or finite (vectors)."""
+        checks = InputChecks()
+        shape = [None, *self.event_shape]
+        if self.is_image:
+            x = checks.batch("x", x, shape, limit, low=0.0, high=1.0)
+        else:
+            x = checks.batch("x", x, shape, limit, finite=True)
+        return checks.gate(x)
+
+    def _log_prob_endpoint(self, batch_size, limit=None):
+        """`log_prob`; with a row `limit` (serving) its input is checked."""
         @tf.function(input_signature=[self._data_spec(batch_size)])
         def log_prob(x):
+            if limit is not None:
+                x = self._checked_data(x, limit)
             return {"log_prob": self._log_prob_tf(x)}
 
         return log_prob
 
-    def _decode_endpoint(self, batch_size):
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([batch_size, self.event_size], tf.float32, name="latents")
-            ]
-        )
+    def _decode_endpoint(self, batch_size, limit=None):
+        """`decode`; with a row `limit` (serving) its input is checked."""
+        shape = [batch_size, self.event_size]
+
+        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="latents")])
         def decode(latents):
+            if limit is not None:
+                checks = InputChecks()
+                latents = checks.batch("latents", latents, shape, limit, finite=True)
+                latents = checks.gate(latents)
             return {"samples": self._decode_tf(latents)}
 
         return decode
 
-    def serving_endpoints(self):
+    def serving_endpoints(self, limits=None):
+        """The `sample`, `log_prob`, `encode` and `decode` signatures.
+
+        Args:
+            limits: Optional `{limit name: int}` replacing the defaults of
+                `serving_limits`.
+        """
+        limits = self.serving_limits.resolve(limits)
+        rows = limits["batch_size"]
+
         @tf.function(
             input_signature=[
                 tf.TensorSpec([], tf.int32, name="num_samples"),
@@ -489,17 +534,20 @@ class RealNVP(GenerativeModel):
             ]
         )
         def sample(num_samples, seed):
-            return {"samples": self._sample_from_seed(num_samples, seed)}
+            checks = InputChecks()
+            num_samples = checks.count("num_samples", num_samples, limits["num_samples"])
+            seed = checks.seed(seed)
+            return {"samples": self._sample_from_seed(*checks.gate(num_samples, seed))}
 
         @tf.function(input_signature=[self._data_spec(None)])
         def encode(x):
-            return {"latents": self._encode_tf(x)}
+            return {"latents": self._encode_tf(self._checked_data(x, rows))}
 
         return {
             "sample": sample,
-            "log_prob": self._log_prob_endpoint(None),
+            "log_prob": self._log_prob_endpoint(None, rows),
             "encode": encode,
-            "decode": self._decode_endpoint(None),
+            "decode": self._decode_endpoint(None, rows),
         }
 
     def tflite_endpoints(self, batch_size=1):

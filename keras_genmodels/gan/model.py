@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from keras_genmodels.base import GenerativeModel, batch_pipeline, check_positive_int
 from keras_genmodels.gan.networks import PackExamples
+from keras_genmodels.serving_limits import InputChecks, ServingLimits
 
 LOSSES = ("non_saturating", "hinge", "wgan_gp")
 _EPS = 1e-7
@@ -680,44 +681,78 @@ class GAN(GenerativeModel):
     def _output_name(self):
         return "images" if self.data_kind == "image" else "samples"
 
-    def serving_endpoints(self):
+    @property
+    def default_export_name(self):
+        """Default model name of an export: `gan`, plus `-cond` for a
+        class-conditional model (its signatures take `labels`) and `-points`
+        for vector data, so exports with different signatures never become
+        versions of one servable."""
+        conditional = "" if self.num_classes is None else "-cond"
+        points = "" if self.data_kind == "image" else "-points"
+        return f"gan{conditional}{points}"
+
+    @property
+    def serving_limits(self):
+        """The limits the serving signatures enforce (`ServingLimits`)."""
+        return ServingLimits({"sample": ("num_samples",), "generate": ("batch_size",)})
+
+    def _check_served_labels(self, checks, labels, rows):
+        labels = checks.shape("labels", labels, [None])
+        checks.check(
+            tf.equal(tf.shape(labels)[0], rows),
+            "labels must have one entry per sample. Received: {} labels for {} samples",
+            tf.shape(labels)[0],
+            rows,
+        )
+        checks.values("labels", labels, 0, self.num_classes - 1)
+        return labels
+
+    def serving_endpoints(self, limits=None):
+        """The `sample` and `generate` signatures, inputs checked.
+
+        Args:
+            limits: Optional `{limit name: int}` replacing the defaults of
+                `serving_limits`.
+        """
+        limits = self.serving_limits.resolve(limits)
         specs = [
             tf.TensorSpec([], tf.int32, name="num_samples"),
             tf.TensorSpec([2], tf.int32, name="seed"),
         ]
-        if self.num_classes is None:
+        if self.num_classes is not None:
+            specs.append(tf.TensorSpec([None], tf.int32, name="labels"))
 
-            @tf.function(input_signature=specs)
-            def sample(num_samples, seed):
-                return {"samples": self._sample_from_seed(num_samples, seed)}
+        @tf.function(input_signature=specs)
+        def sample(num_samples, seed, labels=None):
+            checks = InputChecks()
+            num_samples = checks.count("num_samples", num_samples, limits["num_samples"])
+            seed = checks.seed(seed)
+            if labels is not None:
+                labels = self._check_served_labels(checks, labels, num_samples)
+            return {"samples": self._sample_from_seed(*checks.gate(num_samples, seed, labels))}
 
-        else:
+        return {
+            "sample": sample,
+            "generate": self._generate_endpoint(None, limits["batch_size"]),
+        }
 
-            @tf.function(input_signature=[*specs, tf.TensorSpec([None], tf.int32, name="labels")])
-            def sample(num_samples, seed, labels):
-                tf.debugging.assert_equal(
-                    tf.shape(labels)[0], num_samples, message="labels must have num_samples entries"
-                )
-                return {"samples": self._sample_from_seed(num_samples, seed, labels)}
-
-        return {"sample": sample, "generate": self._generate_endpoint(None)}
-
-    def _generate_endpoint(self, batch_size):
-        latent_spec = tf.TensorSpec([batch_size, self.latent_dim], tf.float32, name="latents")
+    def _generate_endpoint(self, batch_size, limit=None):
+        """`generate`; with a row `limit` (serving) its inputs are checked."""
+        shape = [batch_size, self.latent_dim]
+        specs = [tf.TensorSpec(shape, tf.float32, name="latents")]
+        if self.num_classes is not None:
+            specs.append(tf.TensorSpec([batch_size], tf.int32, name="labels"))
         output = self._output_name()
-        if self.num_classes is None:
 
-            @tf.function(input_signature=[latent_spec])
-            def generate(latents):
-                return {output: self._generate(latents)}
-
-        else:
-
-            @tf.function(
-                input_signature=[latent_spec, tf.TensorSpec([batch_size], tf.int32, name="labels")]
-            )
-            def generate(latents, labels):
-                return {output: self._generate(latents, labels)}
+        @tf.function(input_signature=specs)
+        def generate(latents, labels=None):
+            if limit is not None:
+                checks = InputChecks()
+                latents = checks.batch("latents", latents, shape, limit, finite=True)
+                if labels is not None:
+                    labels = self._check_served_labels(checks, labels, tf.shape(latents)[0])
+                latents, labels = checks.gate(latents, labels)
+            return {output: self._generate(latents, labels)}
 
         return generate
 

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_genmodels.base import GenerativeModel, check_positive_int
+from keras_genmodels.serving_limits import InputChecks, ServingLimits
 
 _EPS = 1e-7
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -276,8 +277,26 @@ class VAE(GenerativeModel):
     # ------------------------------------------------------------------
     # Export.
     # ------------------------------------------------------------------
-    def serving_endpoints(self):
-        image_spec = tf.TensorSpec((None, *self.image_shape), tf.float32, name="images")
+    #: Default model name of an export (`BASE/NAME/VERSION`).
+    default_export_name = "vae"
+
+    @property
+    def serving_limits(self):
+        """The limits the serving signatures enforce (`ServingLimits`)."""
+        return ServingLimits(
+            {"sample": ("num_samples",), "encode": ("batch_size",), "decode": ("batch_size",)}
+        )
+
+    def serving_endpoints(self, limits=None):
+        """The `sample`, `encode` and `decode` signatures, inputs checked.
+
+        Args:
+            limits: Optional `{limit name: int}` replacing the defaults of
+                `serving_limits`.
+        """
+        limits = self.serving_limits.resolve(limits)
+        image_shape = [None, *self.image_shape]
+        image_spec = tf.TensorSpec(image_shape, tf.float32, name="images")
 
         @tf.function(
             input_signature=[
@@ -286,25 +305,39 @@ class VAE(GenerativeModel):
             ]
         )
         def sample(num_samples, seed):
-            return {"samples": self._sample_from_seed(num_samples, seed)}
+            checks = InputChecks()
+            num_samples = checks.count("num_samples", num_samples, limits["num_samples"])
+            seed = checks.seed(seed)
+            return {"samples": self._sample_from_seed(*checks.gate(num_samples, seed))}
 
         @tf.function(input_signature=[image_spec])
         def encode(images):
-            z_mean, z_log_var = self.encoder(images)
+            checks = InputChecks()
+            images = checks.batch(
+                "images", images, image_shape, limits["batch_size"], low=0.0, high=1.0
+            )
+            z_mean, z_log_var = self.encoder(checks.gate(images))
             return {
                 "z_mean": tf.cast(z_mean, "float32"),
                 "z_log_var": tf.cast(z_log_var, "float32"),
             }
 
-        return {"sample": sample, "encode": encode, "decode": self._decode_endpoint(None)}
+        return {
+            "sample": sample,
+            "encode": encode,
+            "decode": self._decode_endpoint(None, limits["batch_size"]),
+        }
 
-    def _decode_endpoint(self, batch_size):
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([batch_size, self.latent_dim], tf.float32, name="latents")
-            ]
-        )
+    def _decode_endpoint(self, batch_size, limit=None):
+        """`decode`; with a row `limit` (serving) its input is checked."""
+        shape = [batch_size, self.latent_dim]
+
+        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="latents")])
         def decode(latents):
+            if limit is not None:
+                checks = InputChecks()
+                latents = checks.batch("latents", latents, shape, limit, finite=True)
+                latents = checks.gate(latents)
             return {"images": tf.cast(self.decoder(latents), "float32")}
 
         return decode

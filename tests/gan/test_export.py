@@ -1,5 +1,7 @@
 """Tests of the GAN exports: SavedModel in a fresh process, TF Lite, TF Serving requests."""
 
+import time
+
 import keras
 import numpy as np
 import pytest
@@ -66,6 +68,67 @@ def test_conditional_image_gan_export(image_gan, tmp_path):
     assert lite["images"].shape == (1, 8, 8, 1)
     body = export.rest_request_body("sample", {"num_samples": 2, "seed": [1, 2], "labels": [0, 1]})
     assert '"signature_name": "sample"' in body
+
+
+@pytest.fixture(scope="module")
+def served_cgan(image_gan, tmp_path_factory):
+    """The conditional GAN exported under its default name and loaded once."""
+    path = export.export_savedmodel(image_gan, str(tmp_path_factory.mktemp("served")))
+    return path, tf.saved_model.load(path)
+
+
+def _call(loaded, signature, **inputs):
+    return loaded.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
+
+
+def test_default_export_names(points_gan, image_gan, served_cgan):
+    assert served_cgan[0].endswith("gan-cond/1")
+    assert points_gan.default_export_name == "gan-points"
+
+
+def test_oversized_sample_is_refused_fast_then_a_normal_one_answered(served_cgan):
+    _, loaded = served_cgan
+    seed = np.array([1, 2], np.int32)
+    start = time.perf_counter()
+    with pytest.raises(tf.errors.InvalidArgumentError, match=(
+        r"num_samples must be in \[1, 1024\]. Received: num_samples=1000000000"
+    )):
+        _call(loaded, "sample", num_samples=np.int32(1_000_000_000), seed=seed,
+              labels=np.zeros(3, np.int32))
+    assert time.perf_counter() - start < 1.0
+    out = _call(loaded, "sample", num_samples=np.int32(3), seed=seed,
+                labels=np.array([0, 1, 2], np.int32))
+    assert out["samples"].shape == (3, 8, 8, 1)
+
+
+@pytest.mark.parametrize(
+    "signature, inputs, message",
+    [
+        ("sample", {"num_samples": 3, "labels": [0, 1, 3]},
+         r"labels must be in \[0, 2\]. Received: labels with values in \[0, 3\]"),
+        ("sample", {"num_samples": 3, "labels": [0, 1]},
+         r"labels must have one entry per sample. Received: 2 labels for 3 samples"),
+        ("sample", {"num_samples": 0, "labels": []}, r"Received: num_samples=0"),
+        ("generate", {"latents": np.zeros((2, 4)), "labels": [0, -1]},
+         r"labels with values in \[-1, 0\]"),
+        ("generate", {"latents": np.zeros((2, 5)), "labels": [0, 1]},
+         r"latents \[2,5\] is not compatible"),
+        ("generate", {"latents": np.full((1, 4), np.nan), "labels": [0]},
+         r"latents must be finite"),
+        ("generate", {"latents": np.zeros((1025, 4)), "labels": np.zeros(1025)},
+         r"latents must have shape \[N, 4\] with 1 <= N <= 1024"),
+    ],
+)
+def test_bad_requests_are_refused_naming_the_input(served_cgan, signature, inputs, message):
+    _, loaded = served_cgan
+    inputs = dict(inputs)
+    inputs["labels"] = np.asarray(inputs["labels"], np.int32)
+    if signature == "sample":
+        inputs.update(num_samples=np.int32(inputs["num_samples"]), seed=np.array([1, 2], np.int32))
+    else:
+        inputs["latents"] = np.asarray(inputs["latents"], np.float32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        _call(loaded, signature, **inputs)
 
 
 def test_image_gan_keras_round_trip(image_gan, tmp_path):
