@@ -4,11 +4,13 @@ Training shows Keras' own progress bar; this module gives the loops outside
 `fit` (importance-sampled likelihoods, classifier-FID, chunked sampling) the
 same bar with a title saying what is being computed.
 
-The bar is drawn when standard output is a terminal; elsewhere (logs, CI,
+Bars go to standard error (standard output stays for a command's JSON). The
+bar is drawn when standard error is a terminal; elsewhere (logs, CI,
 tests) one line is printed when the loop ends. `KERAS_GENMODELS_PROGRESS=0`
 turns both off, `=1` forces the bar, `=2` forces the one line.
 """
 
+import contextlib
 import os
 import sys
 
@@ -28,7 +30,7 @@ def progress_verbosity():
     setting = os.environ.get(ENV_VARIABLE, "").strip()
     if setting in ("0", "2"):
         return int(setting)
-    if setting == "1" or sys.stdout.isatty():
+    if setting == "1" or sys.stderr.isatty():
         return 1
     return 2
 
@@ -60,7 +62,7 @@ class Progress:
         self.verbose = progress_verbosity()
         self._bar = None
         if self.verbose:
-            print(description, flush=True)
+            print(description, file=sys.stderr, flush=True)
             self._bar = keras.utils.Progbar(
                 self.total, verbose=self.verbose, unit_name=unit_name
             )
@@ -76,7 +78,9 @@ class Progress:
             return
         self.done = min(self.total, self.done + int(amount))
         if self._bar is not None:
-            self._bar.update(self.done, values=list(values.items()) or None)
+            # On stderr, so a command's stdout (JSON figures) stays parseable.
+            with contextlib.redirect_stdout(sys.stderr):
+                self._bar.update(self.done, values=list(values.items()) or None)
 
 
 def track(iterable, total, description, unit_name="step"):

@@ -22,7 +22,7 @@ def test_verbosity_follows_the_environment(monkeypatch, setting, verbosity):
 def test_one_line_mode_prints_the_title_then_one_line(one_line, capsys):
     items = list(progress.track(range(5), 5, "IWAE bound (k=3) on 5 test images", "batch"))
     assert items == [0, 1, 2, 3, 4]
-    lines = capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "IWAE bound (k=3) on 5 test images"
     assert len(lines) == 2 and lines[1].startswith("5/5 - ") and "/batch" in lines[1]
 
@@ -33,13 +33,13 @@ def test_advancing_past_the_end_prints_once(one_line, capsys):
     bar.advance(5)
     bar.advance(1)
     assert bar.done == 3
-    assert capsys.readouterr().out.count("3/3") == 1
+    assert capsys.readouterr().err.count("3/3") == 1
 
 
 def test_silent_mode(monkeypatch, capsys):
     monkeypatch.setenv(progress.ENV_VARIABLE, "0")
     assert list(progress.track("ab", 2, "quiet")) == ["a", "b"]
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr().err == ""
 
 
 def test_total_must_be_positive():

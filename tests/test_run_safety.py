@@ -246,3 +246,25 @@ def test_the_command_prints_no_tensorflow_noise(tmp_path):
         + proc.stderr.split("Expected one of: ", 1)[1].strip()
     ]
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "preset, dataset, message",
+    [
+        ("reference", "TEXT", "models sequence data, but '{}' holds text data"),
+        ("transformer-small", "sine", "models text data, but 'sine' holds sequence data"),
+    ],
+)
+def test_data_of_the_wrong_kind_is_refused_before_training(
+    tmp_path, capsys, preset, dataset, message
+):
+    if dataset == "TEXT":
+        dataset = str(tmp_path / "notes.txt")
+        with open(dataset, "w") as f:
+            f.write("some text to model " * 50)
+    out = tmp_path / "run"
+    assert cli.main(["train", "ar", "--preset", preset, "--dataset", dataset,
+                     "--epochs", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and message.format(dataset) in err[0]
+    assert not (out / "model.keras").exists()

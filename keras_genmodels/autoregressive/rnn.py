@@ -528,7 +528,8 @@ class RNNAutoregressive(GenerativeModel):
         Bytes: `bits_per_char` of the whole test text, read in one pass.
 
         Args:
-            dataset: Unbatched test-split stream.
+            dataset: Unbatched test-split stream: at least one byte, or
+                (continuous) at least `sequence_length + 1` values.
             batch_size: Windows per batch (continuous mode).
             **kwargs: Ignored (e.g. `dataset_name`).
 
@@ -536,12 +537,30 @@ class RNNAutoregressive(GenerativeModel):
             A dict of floats.
         """
         del kwargs
+        from keras_genmodels import progress
+
         if self.is_bytes:
             tokens = windows.stream_array(dataset, "int32")
+            if len(tokens) == 0:
+                raise ValueError("The test text is empty: no bytes to score.")
             nll = float(self._sequence_nll(tf.constant(tokens)))
             return {"bits_per_char": nll / len(tokens) / _LN2, "num_chars": len(tokens)}
+        values = windows.stream_array(dataset, "float32")
+        length = self.sequence_length + 1
+        if len(values) < length:
+            raise ValueError(
+                f"The test split has {len(values)} values; the forecasting "
+                f"metrics need at least sequence_length + 1 = {length} (a full "
+                "window and the value after it). Use a longer test split or a "
+                "model with a shorter `sequence_length`."
+            )
+        batch_size = check_positive_int(batch_size, "batch_size")
+        num_windows = len(values) - length + 1
+        description = f"Forecasting MSE on {num_windows:,} test windows"
+        batches = self.prepare_dataset(values, batch_size, shuffle=False)
+        num_batches = progress.dataset_size(batches)
         squared_last, squared_all, count = 0.0, 0.0, 0
-        for inputs, targets in self.prepare_dataset(dataset, batch_size, shuffle=False):
+        for inputs, targets in progress.track(batches, num_batches, description, "batch"):
             error = np.square(self(inputs).numpy() - targets.numpy())
             squared_last += float(error[:, -1].sum())
             squared_all += float(error.mean(axis=(1, 2)).sum())

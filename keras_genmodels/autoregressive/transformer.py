@@ -558,13 +558,20 @@ class TransformerLM(GenerativeModel):
             being at least `context_length // 2` previous bytes after the
             first window.
         """
+        from keras_genmodels import progress
+
         tokens = tokenizer.text_ids(tokens, "score")
         batch_size = check_positive_int(batch_size, "batch_size")
         frames, mask = self._frames(tf.constant(tokens))
         if self._nll_fn is None:
             self._nll_fn = tf.function(self._frame_nll)
         total, count = 0.0, 0.0
-        for start in range(0, int(frames.shape[0]), batch_size):
+        starts = range(0, int(frames.shape[0]), batch_size)
+        description = (
+            f"Bits per character on {len(tokens):,} bytes "
+            f"({int(frames.shape[0]):,} windows of {self.context_length})"
+        )
+        for start in progress.track(starts, len(starts), description, "batch"):
             nll, n = self._nll_fn(
                 frames[start : start + batch_size], mask[start : start + batch_size]
             )
@@ -629,6 +636,8 @@ class TransformerLM(GenerativeModel):
         """
         del kwargs
         tokens = windows.stream_array(dataset, "int32")
+        if len(tokens) == 0:
+            raise ValueError("The test text is empty: no bytes to score.")
         metrics = {
             "bits_per_char": self.bits_per_char(tokens, batch_size),
             "num_chars": int(len(tokens)),

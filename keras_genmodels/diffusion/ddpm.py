@@ -313,7 +313,10 @@ class DDPM(GenerativeModel):
         `num_samples` test points, and the reference figure is the same
         distance between two independent draws of data: the next
         `num_samples` test points (or, if the split is too small, a fresh
-        draw of the named 2-D set).
+        draw of `num_samples` points of the named 2-D set, compared with all
+        the test points there are). Without a named 2-D set, a split with
+        fewer than `2 * num_samples` points is cut into two halves, the
+        first compared with as many model samples, the second the reference.
 
         Args:
             dataset: Unbatched test-split dataset (labels are ignored).
@@ -327,10 +330,19 @@ class DDPM(GenerativeModel):
         Returns:
             Dict of floats: `test_loss` (noise MSE at uniform random `t`),
             and for points `sliced_wasserstein`, `sliced_wasserstein_data`,
-            `sliced_wasserstein_ratio`.
+            `sliced_wasserstein_ratio`, `num_samples` (model samples drawn)
+            and `num_test_points` (test points they are compared with).
         """
+        from keras_genmodels import progress
+
+        batches = self.prepare_dataset(dataset, batch_size, shuffle=False)
+        num_batches = progress.dataset_size(batches)
+        if num_batches == 0:
+            raise ValueError("`dataset` is empty; nothing to evaluate.")
+        examples = progress.count_phrase(progress.known_size(dataset), "test examples")
+        description = f"Diffusion noise-prediction loss on {examples}"
         losses, count = [], 0
-        for i, batch in enumerate(self.prepare_dataset(dataset, batch_size, shuffle=False)):
+        for i, batch in enumerate(progress.track(batches, num_batches, description, "batch")):
             x_0 = self.to_process_space(batch)
             n = tf.shape(x_0)[0]
             t = tf.random.stateless_uniform(
@@ -340,8 +352,6 @@ class DDPM(GenerativeModel):
             loss = self._noise_loss(x_0, t, noise)
             losses.append(float(loss) * int(n))
             count += int(n)
-        if count == 0:
-            raise ValueError("`dataset` is empty; nothing to evaluate.")
         metrics = {"test_loss": sum(losses) / count, "num_examples": count}
         if self.data_kind == "points":
             metrics.update(
@@ -368,15 +378,35 @@ class DDPM(GenerativeModel):
                 reference, _ = toy.sample(num_samples, seed=seed + 1000)
         if len(reference) < len(test):  # Fall back to two halves of the split.
             half = len(points) // 2
+            if half == 0:
+                raise ValueError(
+                    "The sliced Wasserstein figures need at least 2 test points "
+                    "(one half compared with the samples, the other as the data "
+                    f"reference) or a named 2-D set. Received: {len(points)} test "
+                    f"point(s), dataset_name={dataset_name!r}"
+                )
             test, reference = points[:half], points[half : 2 * half]
-        samples = self.sample(len(test), num_steps=num_steps, seed=seed)
+        # As many samples as reference points: both distances to `test` then
+        # compare equally many points with it.
+        from keras_genmodels import progress
+
+        steps = num_steps or self.sampling_steps or self.timesteps
+        bar = progress.Progress(
+            1,
+            f"Sampling {len(reference):,} points ({steps} reverse steps) for the "
+            "sliced Wasserstein distance",
+            "sampling call",
+        )
+        samples = self.sample(len(reference), num_steps=num_steps, seed=seed)
+        bar.advance(1)
         model_distance = sliced_wasserstein(samples, test, seed=seed)
         data_distance = sliced_wasserstein(reference, test, seed=seed)
         return {
             "sliced_wasserstein": model_distance,
             "sliced_wasserstein_data": data_distance,
             "sliced_wasserstein_ratio": model_distance / data_distance,
-            "num_samples": int(len(test)),
+            "num_samples": int(len(samples)),
+            "num_test_points": int(len(test)),
         }
 
     # ------------------------------------------------------------------

@@ -428,9 +428,18 @@ class RealNVP(GenerativeModel):
             mean per dimension), `median_bits_per_dim`, `num_examples`
             and, for toy sets, `true_entropy` and `nll_minus_entropy`.
         """
+        from keras_genmodels import progress
+
         fn = self._function("log_prob_noise", self._log_prob_tf)
+        batches = self.prepare_dataset(dataset, batch_size, shuffle=False)
+        num_batches = progress.dataset_size(batches)
+        if num_batches == 0:
+            raise ValueError("`dataset` is empty: no test examples to evaluate.")
+        noun = "test images" if self.is_image else "test examples"
+        examples = progress.count_phrase(progress.known_size(dataset), noun)
+        description = f"Flow log-likelihood (bits/dim) on {examples}"
         log_probs, points = [], []
-        for i, batch in enumerate(self.prepare_dataset(dataset, batch_size, shuffle=False)):
+        for i, batch in enumerate(progress.track(batches, num_batches, description, "batch")):
             batch = tf.cast(batch, "float32")
             noise = None
             if self.is_image:
@@ -438,8 +447,6 @@ class RealNVP(GenerativeModel):
             log_probs.append(fn(batch, noise).numpy().astype("float64"))
             if not self.is_image:
                 points.append(batch.numpy())
-        if not log_probs:
-            raise ValueError("`dataset` is empty.")
         log_probs = np.concatenate(log_probs)
         nll = float(-log_probs.mean())
         to_bits = 1.0 / (self.event_size * math.log(2.0))

@@ -61,36 +61,6 @@ def generator_loss(fake_logits, loss):
     return -tf.reduce_mean(fake)
 
 
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stops `fit` with a `FloatingPointError` when a GAN loss is NaN or Inf.
-
-    `GAN.fit` installs it. It works the same with XLA (where
-    `tf.debugging.check_numerics` is compiled away) and under distribution.
-
-    Args:
-        names: The log entries to check.
-    """
-
-    def __init__(self, names=("d_loss", "g_loss")):
-        super().__init__()
-        self.names = tuple(names)
-        self._epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        for name in self.names:
-            value = (logs or {}).get(name)
-            if value is not None and not np.isfinite(float(value)):
-                self.model.stop_training = True
-                raise FloatingPointError(
-                    f"GAN training stopped: {name} became {float(value)} at epoch "
-                    f"{self._epoch + 1}, batch {batch + 1}. Lower the learning rates, "
-                    "add a gradient penalty (r1_weight=) or check the data for NaN."
-                )
-
-
 def _probabilities_to_logits(p):
     p = tf.clip_by_value(tf.cast(p, "float32"), _EPS, 1.0 - _EPS)
     return tf.math.log(p) - tf.math.log1p(-p)
@@ -373,18 +343,15 @@ class GAN(GenerativeModel):
             config[key] = keras.optimizers.deserialize(config[key])
         self.compile(**config)
 
-    def fit(self, *args, callbacks=None, **kwargs):
-        """`keras.Model.fit` that stops with a clear error on a NaN or Inf loss.
+    non_finite_advice = (
+        "Lower the learning rates, add a gradient penalty (r1_weight=) or "
+        "check the data for NaN."
+    )
 
-        A `StopOnNonFiniteLoss` callback is added to `callbacks`; a non-finite
-        `d_loss` or `g_loss` raises `FloatingPointError` naming the step.
-        """
+    def fit(self, *args, **kwargs):
         if self.loss_name is None:
             raise ValueError("Call `compile()` before `fit()`.")
-        callbacks = list(callbacks or [])
-        if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
-            callbacks.append(StopOnNonFiniteLoss())
-        return super().fit(*args, callbacks=callbacks, **kwargs)
+        return super().fit(*args, **kwargs)
 
     # ------------------------------------------------------------------
     # Training.
@@ -627,7 +594,9 @@ class GAN(GenerativeModel):
             num_samples: Samples drawn for the 2-D figures (2,500 in the
                 standard protocol).
             seed: Seed of the latents.
-            batch_size: Test batch size.
+            batch_size: Test batch size. A packed discriminator (`pack > 1`)
+                scores full batches only; a test set smaller than one batch
+                is scored as one batch of as many whole packs as it holds.
             **kwargs: Ignored (other families' options).
 
         Returns:
@@ -650,28 +619,40 @@ class GAN(GenerativeModel):
                 return self._adversarial_losses(real, labels, latents)
 
             self._eval_fn = tf.function(eval_fn)
+        from keras_genmodels import progress
+
+        batch_size = check_positive_int(batch_size, "batch_size")
+        if self.pack > 1:
+            size = progress.dataset_size(dataset)
+            if size < batch_size:  # No full batch: one batch of whole packs.
+                batch_size = size // self.pack * self.pack
+            if batch_size == 0:
+                raise ValueError(
+                    f"The evaluation data set has {size} examples; the packed "
+                    f"discriminator scores groups of pack={self.pack}, so it needs "
+                    f"at least {self.pack}."
+                )
+        batches = self.prepare_dataset(dataset, batch_size, shuffle=False)
+        num_batches = progress.dataset_size(batches)
+        if not num_batches:
+            raise ValueError("The evaluation data set is empty: no test examples to score.")
+        examples = progress.count_phrase(progress.known_size(dataset), "test examples")
+        description = f"GAN losses and discriminator accuracy on {examples}"
         totals, count = {}, 0
-        for step, batch in enumerate(self.prepare_dataset(dataset, batch_size, shuffle=False)):
+        for step, batch in enumerate(progress.track(batches, num_batches, description, "batch")):
             real, labels = self._unpack(batch)
             n = int(real.shape[0])
             values = self._eval_fn(real, labels, tf.constant([seed, step], tf.int32))
             for name, value in values.items():
                 totals[name] = totals.get(name, 0.0) + float(value) * n
             count += n
-        if not count:
-            raise ValueError(
-                f"The evaluation data set has no full batch of {batch_size} examples."
-            )
         metrics = {name: total / count for name, total in totals.items()}
         metrics["num_test_examples"] = count
         if self.data_kind == "points" and dataset_name:
             from keras_genmodels.evaluation import mode_coverage
 
             samples = self.sample(num_samples, seed=seed)
-            test_points = np.concatenate(
-                [np.asarray(self._unpack(b)[0]) for b in self.prepare_dataset(
-                    dataset, batch_size, shuffle=False)]
-            )
+            test_points = np.concatenate([np.asarray(self._unpack(b)[0]) for b in batches])
             metrics.update(mode_coverage.evaluate_toy2d(samples, dataset_name, test_points))
         return metrics
 

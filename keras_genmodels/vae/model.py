@@ -259,8 +259,17 @@ class VAE(GenerativeModel):
         Returns:
             `{"negative_elbo": float, "iwae_nll": float, "num_images": int}`.
         """
+        from keras_genmodels import progress
+
+        k = check_positive_int(num_importance_samples, "num_importance_samples")
+        batches = self.prepare_dataset(dataset, batch_size, shuffle=False)
+        num_batches = progress.dataset_size(batches)
+        if num_batches == 0:
+            raise ValueError("`dataset` is empty: no test images to evaluate.")
+        images = progress.count_phrase(progress.known_size(dataset), "test images")
+        description = f"IWAE bound (k={k}) on {images}"
         elbos, iwaes = [], []
-        for batch in self.prepare_dataset(dataset, batch_size, shuffle=False):
+        for batch in progress.track(batches, num_batches, description, "batch"):
             elbo, iwae = self.likelihood_bounds(
                 batch, num_importance_samples, seed=len(elbos)
             )
