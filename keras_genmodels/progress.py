@@ -168,3 +168,33 @@ def known_size(dataset):
 def count_phrase(count, noun):
     """`"1,000 test images"` for a known count, `"the test images"` for `None`."""
     return f"{count:,} {noun}" if count is not None else f"the {noun}"
+
+
+def track_test_batches(model, dataset, batch_size, title, noun="test examples"):
+    """Batches a held-out split for evaluation and tracks them with a bar.
+
+    Args:
+        model: The model whose `prepare_dataset` batches the split (not
+            shuffled).
+        dataset: The unbatched test split.
+        batch_size: Examples per batch.
+        title: What is computed, e.g. `"IWAE bound (k=100)"`; the bar reads
+            `"<title> on 1,000 test images"`.
+        noun: What one example is called.
+
+    Returns:
+        An iterator over the batches.
+
+    Example:
+
+    ```python
+    for batch in track_test_batches(vae, test, 100, "IWAE bound (k=100)", "test images"):
+        ...
+    ```
+    """
+    batches = model.prepare_dataset(dataset, batch_size, shuffle=False)
+    num_batches = dataset_size(batches)
+    if num_batches == 0:
+        raise ValueError(f"The test split is empty: no {noun} to evaluate.")
+    description = f"{title} on {count_phrase(known_size(dataset), noun)}"
+    return track(batches, num_batches, description, "batch")

@@ -335,14 +335,11 @@ class DDPM(GenerativeModel):
         """
         from keras_genmodels import progress
 
-        batches = self.prepare_dataset(dataset, batch_size, shuffle=False)
-        num_batches = progress.dataset_size(batches)
-        if num_batches == 0:
-            raise ValueError("`dataset` is empty; nothing to evaluate.")
-        examples = progress.count_phrase(progress.known_size(dataset), "test examples")
-        description = f"Diffusion noise-prediction loss on {examples}"
         losses, count = [], 0
-        for i, batch in enumerate(progress.track(batches, num_batches, description, "batch")):
+        batches = progress.track_test_batches(
+            self, dataset, batch_size, "Diffusion noise-prediction loss"
+        )
+        for i, batch in enumerate(batches):
             x_0 = self.to_process_space(batch)
             n = tf.shape(x_0)[0]
             t = tf.random.stateless_uniform(

@@ -431,15 +431,12 @@ class RealNVP(GenerativeModel):
         from keras_genmodels import progress
 
         fn = self._function("log_prob_noise", self._log_prob_tf)
-        batches = self.prepare_dataset(dataset, batch_size, shuffle=False)
-        num_batches = progress.dataset_size(batches)
-        if num_batches == 0:
-            raise ValueError("`dataset` is empty: no test examples to evaluate.")
         noun = "test images" if self.is_image else "test examples"
-        examples = progress.count_phrase(progress.known_size(dataset), noun)
-        description = f"Flow log-likelihood (bits/dim) on {examples}"
         log_probs, points = [], []
-        for i, batch in enumerate(progress.track(batches, num_batches, description, "batch")):
+        batches = progress.track_test_batches(
+            self, dataset, batch_size, "Flow log-likelihood (bits/dim)", noun
+        )
+        for i, batch in enumerate(batches):
             batch = tf.cast(batch, "float32")
             noise = None
             if self.is_image:

@@ -632,14 +632,11 @@ class GAN(GenerativeModel):
                     f"discriminator scores groups of pack={self.pack}, so it needs "
                     f"at least {self.pack}."
                 )
-        batches = self.prepare_dataset(dataset, batch_size, shuffle=False)
-        num_batches = progress.dataset_size(batches)
-        if not num_batches:
-            raise ValueError("The evaluation data set is empty: no test examples to score.")
-        examples = progress.count_phrase(progress.known_size(dataset), "test examples")
-        description = f"GAN losses and discriminator accuracy on {examples}"
         totals, count = {}, 0
-        for step, batch in enumerate(progress.track(batches, num_batches, description, "batch")):
+        batches = progress.track_test_batches(
+            self, dataset, batch_size, "GAN losses and discriminator accuracy"
+        )
+        for step, batch in enumerate(batches):
             real, labels = self._unpack(batch)
             n = int(real.shape[0])
             values = self._eval_fn(real, labels, tf.constant([seed, step], tf.int32))
@@ -652,7 +649,10 @@ class GAN(GenerativeModel):
             from keras_genmodels.evaluation import mode_coverage
 
             samples = self.sample(num_samples, seed=seed)
-            test_points = np.concatenate([np.asarray(self._unpack(b)[0]) for b in batches])
+            test_batches = self.prepare_dataset(dataset, batch_size, shuffle=False)
+            test_points = np.concatenate(
+                [np.asarray(self._unpack(b)[0]) for b in test_batches]
+            )
             metrics.update(mode_coverage.evaluate_toy2d(samples, dataset_name, test_points))
         return metrics
 

@@ -262,14 +262,10 @@ class VAE(GenerativeModel):
         from keras_genmodels import progress
 
         k = check_positive_int(num_importance_samples, "num_importance_samples")
-        batches = self.prepare_dataset(dataset, batch_size, shuffle=False)
-        num_batches = progress.dataset_size(batches)
-        if num_batches == 0:
-            raise ValueError("`dataset` is empty: no test images to evaluate.")
-        images = progress.count_phrase(progress.known_size(dataset), "test images")
-        description = f"IWAE bound (k={k}) on {images}"
         elbos, iwaes = [], []
-        for batch in progress.track(batches, num_batches, description, "batch"):
+        for batch in progress.track_test_batches(
+            self, dataset, batch_size, f"IWAE bound (k={k})", "test images"
+        ):
             elbo, iwae = self.likelihood_bounds(
                 batch, num_importance_samples, seed=len(elbos)
             )
