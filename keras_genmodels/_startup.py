@@ -80,3 +80,15 @@ def quiet_tensorflow_start():
         import tensorflow as tf
 
         tf.config.list_logical_devices()  # Device set-up prints the cuInit lines.
+
+
+def quiet_native_logs():
+    """Silences native libraries' info lines (e.g. LiteRT's "Created TensorFlow
+    Lite XNNPACK delegate") while running as the command, unless debugging.
+
+    Returns:
+        A context manager.
+    """
+    if running_the_command() and not debugging():
+        return stderr_silenced()
+    return contextlib.nullcontext()

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_genmodels import export_layout
+from keras_genmodels._startup import quiet_native_logs
 from keras_genmodels.export_layout import next_version
 from keras_genmodels.serving_limits import resolve_limits
 from keras_genmodels.serving_requests import (
@@ -294,8 +295,9 @@ def run_tflite(path, signature, inputs):
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=path)
-    runner = interpreter.get_signature_runner(signature)
+    with quiet_native_logs():
+        interpreter = Interpreter(model_path=path)
+        runner = interpreter.get_signature_runner(signature)
     details = runner.get_input_details()
     expected = set(details)
     if set(inputs) != expected:
@@ -306,7 +308,8 @@ def run_tflite(path, signature, inputs):
     cast = {
         k: np.asarray(v).astype(details[k]["dtype"]) for k, v in inputs.items()
     }
-    return runner(**cast)
+    with quiet_native_logs():  # The delegate announces itself on the first call.
+        return runner(**cast)
 
 
 def tflite_signatures(path):
