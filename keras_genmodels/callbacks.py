@@ -3,7 +3,6 @@ and sample grids in TensorBoard."""
 
 import json
 import os
-import sys
 import time
 
 import keras
@@ -11,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_genmodels.files import replaced_atomically
+from keras_genmodels.progress import warn
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -90,13 +90,13 @@ class DurableBackupAndRestore(keras.callbacks.BackupAndRestore):
             try:
                 self._restore(weights, metadata)
                 if index:
-                    _warn(f"resumed from the previous backup {weights}.")
+                    warn(f"resumed from the previous backup {weights}.")
                 return
             except (OSError, ValueError, KeyError) as error:
                 reason = " ".join(str(error).split())[:160] or type(error).__name__
-                _warn(f"the backup {weights} is damaged ({reason}).")
+                warn(f"the backup {weights} is damaged ({reason}).")
         if any(os.path.exists(w) for w, _ in candidates):
-            _warn("no usable backup is left; training starts from the beginning.")
+            warn("no usable backup is left; training starts from the beginning.")
             for paths in candidates:
                 for path in paths:
                     if os.path.exists(path):
@@ -210,7 +210,3 @@ class SampleLogger(keras.callbacks.Callback):
                 pixels = np.asarray(picture.convert("RGB"))
                 tf.summary.image("samples", pixels[None])
         self._writer.flush()
-
-
-def _warn(message):
-    print(f"keras_genmodels: warning: {message}", file=sys.stderr, flush=True)

@@ -19,6 +19,8 @@ import socket
 import tempfile
 import time
 
+from keras_genmodels import files
+
 #: Staging entries whose owner cannot be checked (written on another host)
 #: are removed once untouched for this many seconds.
 STALE_AFTER_SECONDS = 24 * 3600
@@ -64,18 +66,7 @@ def next_version(model_dir):
 
 def directory_mode():
     """The mode new directories get under the process's umask (`0o777 & ~umask`)."""
-    umask = None
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    umask = int(line.split()[1], 8)
-    except OSError:
-        pass
-    if umask is None:  # No procfs: read it by setting it (not thread-safe).
-        umask = os.umask(0o022)
-        os.umask(umask)
-    return 0o777 & ~umask
+    return 0o777 & ~files.current_umask()
 
 
 def _host():

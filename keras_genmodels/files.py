@@ -50,7 +50,7 @@ def replaced_atomically(path):
         if not os.path.exists(partial):
             raise FileNotFoundError(f"Nothing was written to {partial!r} for {path!r}.")
         # mkstemp's 0600 would make the file unreadable to other users.
-        os.chmod(partial, 0o666 & ~_umask())
+        os.chmod(partial, 0o666 & ~current_umask())
         os.replace(partial, path)
     finally:
         if os.path.exists(partial):
@@ -92,7 +92,19 @@ def remove_stale_partials(directory):
     return removed
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def current_umask():
+    """Returns the process's umask without changing it where procfs tells it.
+
+    Without procfs the umask is read by setting it and back, which is not
+    thread-safe.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask

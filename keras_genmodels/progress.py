@@ -1,4 +1,4 @@
-"""Progress bars for long evaluation and sampling loops.
+"""Progress bars for long evaluation and sampling loops, and warning lines.
 
 Training shows Keras' own progress bar; this module gives the loops outside
 `fit` (importance-sampled likelihoods, classifier-FID, chunked sampling) the
@@ -198,3 +198,12 @@ def track_test_batches(model, dataset, batch_size, title, noun="test examples"):
         raise ValueError(f"The test split is empty: no {noun} to evaluate.")
     description = f"{title} on {count_phrase(known_size(dataset), noun)}"
     return track(batches, num_batches, description, "batch")
+
+
+def warn(message):
+    """Prints one `keras_genmodels: warning: ...` line on stderr.
+
+    Args:
+        message: The warning, one line.
+    """
+    print(f"keras_genmodels: warning: {message}", file=sys.stderr, flush=True)

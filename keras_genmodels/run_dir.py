@@ -22,6 +22,7 @@ import shutil
 import zipfile
 
 from keras_genmodels import files
+from keras_genmodels.progress import warn
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
@@ -146,7 +147,7 @@ class RunDirectory:
                 "with the same arguments, pass another --out, or --overwrite."
             )
         if os.path.exists(self.model_path) and not self.model_is_complete():
-            _warn(f"{self.model_path} is damaged; resuming from the backup.")
+            warn(f"{self.model_path} is damaged; resuming from the backup.")
             os.remove(self.model_path)
         files.remove_stale_partials(self.path)
         return True
@@ -196,9 +197,3 @@ class RunDirectory:
 
     def write_metrics(self, metrics):
         files.write_json(self.file(METRICS_FILE), metrics)
-
-
-def _warn(message):
-    import sys
-
-    print(f"keras_genmodels: warning: {message}", file=sys.stderr, flush=True)

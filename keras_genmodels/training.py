@@ -166,14 +166,11 @@ def train_run(args, callbacks=()):
 
 def write_metrics(run_dir, metrics):
     """Writes `metrics.json`; non-finite figures become `null` with a warning."""
-    import sys
+    from keras_genmodels.progress import warn
 
     clean, bad = run_outputs.finite_figures(metrics)
     if bad:
-        print(
-            f"keras_genmodels: warning: non-finite figures written as null: {', '.join(bad)}",
-            file=sys.stderr,
-        )
+        warn(f"non-finite figures written as null: {', '.join(bad)}")
     run_dir.write_metrics(clean)
     return clean
 
