@@ -8,6 +8,8 @@ dataset preparation that `fit` is fed with. Workarounds for Keras and
 TensorFlow problems live in `keras_genmodels._compat`.
 """
 
+import functools
+import inspect
 import numbers
 
 import keras
@@ -388,20 +390,156 @@ class GenerativeModel(_compat.DistributionWorkarounds, keras.Model):
             )
         return tf.constant(pair, dtype=tf.int32)
 
-    def sample(self, num_samples, seed=None, **conditioning):
+    def sample(self, num_samples, seed=None, **options):
         """Draws samples from the model.
+
+        The template every family shares: it validates `num_samples`, lets
+        the family validate its keyword options (`sample_options`), runs
+        `sample_from_seed` in a `tf.function` traced once per set of static
+        options (`traced_function`) and converts the result
+        (`sample_result`). Families document their options by overriding
+        `sample` with keyword-only arguments that call this one.
 
         Args:
             num_samples: Positive int.
             seed: `None`, an int, or a pair of ints (see `resolve_seed`). The
                 same seed gives the same samples, here and in the exported
                 `sample` signature.
-            **conditioning: Family-specific conditioning (e.g. `labels`).
+            **options: Family-specific keyword options (e.g. `labels`,
+                `num_steps`, `temperature`).
 
         Returns:
-            A numpy array of samples.
+            A numpy array of samples; text families return a list of `str`.
         """
-        raise NotImplementedError(f"{type(self).__name__} must implement `sample`.")
+        num_samples = check_positive_int(num_samples, "num_samples")
+        static, tensors = self.sample_options(num_samples, **options)
+        key = ("sample",) + tuple(sorted(static.items()))
+        fn = self.traced_function(key, functools.partial(self.sample_from_seed, **static))
+        samples = fn(tf.constant(num_samples, tf.int32), self.resolve_seed(seed), **tensors)
+        return self.sample_result(samples)
+
+    def sample_from_seed(self, num_samples, seed, **options):
+        """The pure-TensorFlow sampler behind `sample` and the `sample` signature.
+
+        Args:
+            num_samples: int32 scalar tensor.
+            seed: int32 `[2]` tensor for stateless random ops.
+            **options: The static options and tensors of `sample_options`,
+                or the extra inputs of the `sample` signature
+                (`sample_signature_inputs`).
+
+        Returns:
+            A tensor whose first axis has `num_samples` rows.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `sample_from_seed`."
+        )
+
+    def sample_options(self, num_samples, **options):
+        """Validates the keyword options of `sample`.
+
+        Args:
+            num_samples: The validated number of samples.
+            **options: The keyword options `sample` received.
+
+        Returns:
+            `(static, tensors)`: a dict of hashable Python values, one traced
+            function per distinct dict, and a dict of tensors passed to the
+            traced function (no retracing when only their values change).
+        """
+        if options:
+            raise TypeError(
+                f"{type(self).__name__}.sample() takes no keyword options. "
+                f"Received: {', '.join(sorted(options))}"
+            )
+        return {}, {}
+
+    def sample_result(self, samples):
+        """Converts `sample_from_seed`'s tensor into what `sample` returns."""
+        return keras.ops.convert_to_numpy(samples)
+
+    def traced_function(self, key, fn, **function_kwargs):
+        """A `tf.function` of `fn`, traced once per `key` and then reused.
+
+        Args:
+            key: Hashable key of the cache (e.g. `("sample", options...)`).
+            fn: The Python function to wrap on the first call with `key`.
+            **function_kwargs: Passed to `tf.function` on that first call
+                (e.g. `input_signature`, `jit_compile`).
+
+        Returns:
+            The cached `tf.function`.
+        """
+        cache = self.__dict__.setdefault("_traced_functions_cache", {})
+        if key not in cache:
+            cache[key] = tf.function(fn, **function_kwargs)
+        return cache[key]
+
+    # ------------------------------------------------------------------
+    # The exported `sample` signature.
+    # ------------------------------------------------------------------
+    #: Output key of the exported `sample` signature.
+    sample_output_name = "samples"
+
+    def sample_signature_inputs(self):
+        """Inputs of the `sample` signature after `num_samples` and `seed`.
+
+        Returns:
+            A list of named `tf.TensorSpec`s; each is passed to
+            `sample_from_seed` as the keyword of its name.
+        """
+        return []
+
+    def check_sample_inputs(self, checks, num_samples, limits, **inputs):
+        """Checks the extra `sample` signature inputs in the graph.
+
+        Args:
+            checks: The signature's `serving_limits.InputChecks`.
+            num_samples: The checked int32 `num_samples`.
+            limits: The resolved `{limit name: int}`.
+            **inputs: The extra inputs, by name.
+
+        Returns:
+            The checked inputs, by name.
+        """
+        return inputs
+
+    def sample_endpoint(self, limits):
+        """The exported `sample` signature: `(num_samples, seed, ...) -> samples`.
+
+        Every input is checked before anything runs (`num_samples` against
+        `limits["num_samples"]`, the seed, then `check_sample_inputs`), and
+        the same seed gives what `sample` gives.
+
+        Args:
+            limits: The resolved `{limit name: int}` of `serving_limits`.
+
+        Returns:
+            A `tf.function` with a named input signature.
+        """
+        from keras_genmodels.serving_limits import InputChecks
+
+        def sample(num_samples, seed, **inputs):
+            checks = InputChecks()
+            num_samples = checks.count("num_samples", num_samples, limits["num_samples"])
+            seed = checks.seed(seed)
+            inputs = self.check_sample_inputs(checks, num_samples, limits, **inputs)
+            names = list(inputs)
+            gated = checks.gate(num_samples, seed, *inputs.values())
+            inputs = dict(zip(names, gated[2:]))
+            samples = self.sample_from_seed(gated[0], gated[1], **inputs)
+            return {self.sample_output_name: samples}
+
+        specs = [
+            tf.TensorSpec([], tf.int32, name="num_samples"),
+            tf.TensorSpec([2], tf.int32, name="seed"),
+            *self.sample_signature_inputs(),
+        ]
+        return named_function(sample, specs)
+
+    def sample_signature_example(self):
+        """Example inputs of the `sample` signature (numpy), for export checks."""
+        return {"num_samples": np.int32(3), "seed": np.array([1, 2], np.int32)}
 
     # ------------------------------------------------------------------
     # Export and evaluation.
@@ -452,10 +590,76 @@ class GenerativeModel(_compat.DistributionWorkarounds, keras.Model):
             f"{type(self).__name__} must implement `evaluation_metrics`."
         )
 
+    # ------------------------------------------------------------------
+    # Building and serialization, driven by declarations.
+    # ------------------------------------------------------------------
+    #: Constructor arguments that hold Keras networks (built functional
+    #: models); `get_config` serializes them, `from_config` rebuilds them and
+    #: `build` has nothing left to create when every variable lives in them.
+    nested_networks = ()
+    #: Constructor arguments stored under their own name and written to the
+    #: config as they are (ints, floats, strings, tuples, `None`).
+    config_arguments = ()
+
+    def build(self, input_shape=None):
+        """Marks a model whose variables all live in `nested_networks` built.
+
+        Families that create layers of their own override this and build
+        them.
+        """
+        if not self.nested_networks:
+            raise NotImplementedError(
+                f"{type(self).__name__} declares no `nested_networks`; it must "
+                "override `build` to create its layers."
+            )
+        self.built = True
+
     def get_config(self):
         config = super().get_config()
-        config.update({"seed": self.seed})
+        config["seed"] = self.seed
+        for name in self.nested_networks:
+            config[name] = keras.saving.serialize_keras_object(getattr(self, name))
+        for name in self.config_arguments:
+            config[name] = getattr(self, name)
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for name in cls.nested_networks:
+            config[name] = keras.saving.deserialize_keras_object(config[name])
+        return cls(**config)
+
+
+def named_function(fn, specs, **function_kwargs):
+    """A `tf.function` of `fn` whose parameters are named after `specs`.
+
+    The exported signature's inputs take the specs' names, and `fn` is
+    called with the first two inputs positionally and the rest as keywords,
+    so one Python body serves signatures with different extra inputs.
+
+    Args:
+        fn: Callable `(a, b, **rest)`.
+        specs: Named `tf.TensorSpec`s, at least two.
+        **function_kwargs: Passed to `tf.function` (`autograph` defaults to
+            `False`: the bodies use TensorFlow control flow explicitly).
+
+    Returns:
+        A `tf.function` with `input_signature=specs`.
+    """
+    names = [spec.name for spec in specs]
+
+    def call(*args):
+        inputs = dict(zip(names, args))
+        first, second = (inputs.pop(name) for name in names[:2])
+        return fn(first, second, **inputs)
+
+    call.__name__ = fn.__name__
+    call.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
+    )
+    function_kwargs.setdefault("autograph", False)
+    return tf.function(call, input_signature=specs, **function_kwargs)
 
 
 def batch_pipeline(dataset, batch_size, shuffle=True, drop_remainder=False):

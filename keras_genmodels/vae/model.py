@@ -84,6 +84,8 @@ class VAE(GenerativeModel):
     """
 
     data_kind = "image"
+    nested_networks = ("encoder", "decoder")
+    config_arguments = ("beta", "kl_warmup_steps")
 
     def __init__(
         self, encoder, decoder, beta=1.0, kl_warmup_steps=0, seed=None, **kwargs
@@ -118,20 +120,15 @@ class VAE(GenerativeModel):
         self.encoder = encoder
         self.decoder = decoder
         self.latent_dim = int(latent_dim)
-        self.image_shape = tuple(int(d) for d in decoder.outputs[0].shape[1:])
+        self.data_shape = tuple(int(d) for d in decoder.outputs[0].shape[1:])
         self.beta = float(beta)
         self.kl_warmup_steps = int(kl_warmup_steps)
         self.add_loss_trackers("loss", "reconstruction_loss", "kl_loss")
-        self._sample_fn = None
-        self.build((None, *self.image_shape))
+        self.build((None, *self.data_shape))
 
     def call(self, images, training=False):
         z_mean, _ = self.encoder(images, training=training)
         return self.decoder(z_mean, training=training)
-
-    def build(self, input_shape=None):
-        # The encoder and decoder are built functional models.
-        self.built = True
 
     def kl_weight(self):
         """The KL weight at the current optimizer step (`beta` after warm-up)."""
@@ -186,28 +183,17 @@ class VAE(GenerativeModel):
         """Decodes the posterior mean of `images`."""
         return keras.ops.convert_to_numpy(self(tf.convert_to_tensor(images, "float32")))
 
-    def _sample_from_seed(self, num_samples, seed):
+    def sample_from_seed(self, num_samples, seed):
+        """Decodes `num_samples` latents drawn from the prior `N(0, I)`.
+
+        `sample(num_samples, seed=None)` returns these pixel probabilities,
+        `(num_samples, H, W, C)` float32, as numpy; the exported `sample`
+        signature gives the same images for the same seed pair.
+        """
         latents = tf.random.stateless_normal(
             tf.stack([num_samples, self.latent_dim]), seed=seed
         )
         return tf.cast(self.decoder(latents), "float32")
-
-    def sample(self, num_samples, seed=None):
-        """Decodes `num_samples` latents drawn from the prior `N(0, I)`.
-
-        Args:
-            num_samples: Positive int.
-            seed: `None`, an int or a pair of ints; the exported `sample`
-                signature gives the same images for the same seed pair.
-
-        Returns:
-            `(num_samples, H, W, C)` float32 pixel probabilities.
-        """
-        num_samples = check_positive_int(num_samples, "num_samples")
-        if self._sample_fn is None:
-            self._sample_fn = tf.function(self._sample_from_seed)
-        seed = self.resolve_seed(seed)
-        return self._sample_fn(tf.constant(num_samples, tf.int32), seed).numpy()
 
     # ------------------------------------------------------------------
     # Evaluation.
@@ -300,20 +286,8 @@ class VAE(GenerativeModel):
                 `serving_limits`.
         """
         limits = self.serving_limits.resolve(limits)
-        image_shape = [None, *self.image_shape]
+        image_shape = [None, *self.data_shape]
         image_spec = tf.TensorSpec(image_shape, tf.float32, name="images")
-
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([], tf.int32, name="num_samples"),
-                tf.TensorSpec([2], tf.int32, name="seed"),
-            ]
-        )
-        def sample(num_samples, seed):
-            checks = InputChecks()
-            num_samples = checks.count("num_samples", num_samples, limits["num_samples"])
-            seed = checks.seed(seed)
-            return {"samples": self._sample_from_seed(*checks.gate(num_samples, seed))}
 
         @tf.function(input_signature=[image_spec])
         def encode(images):
@@ -328,7 +302,7 @@ class VAE(GenerativeModel):
             }
 
         return {
-            "sample": sample,
+            "sample": self.sample_endpoint(limits),
             "encode": encode,
             "decode": self._decode_endpoint(None, limits["batch_size"]),
         }
@@ -353,36 +327,11 @@ class VAE(GenerativeModel):
     def signature_examples(self, batch_size=1):
         rng = np.random.default_rng(0)
         return {
-            "sample": {
-                "num_samples": np.int32(3),
-                "seed": np.array([1, 2], np.int32),
-            },
+            "sample": self.sample_signature_example(),
             "encode": {
-                "images": rng.uniform(size=(batch_size, *self.image_shape)).astype("float32")
+                "images": rng.uniform(size=(batch_size, *self.data_shape)).astype("float32")
             },
             "decode": {
                 "latents": rng.standard_normal((batch_size, self.latent_dim)).astype("float32")
             },
         }
-
-    # ------------------------------------------------------------------
-    # Serialization.
-    # ------------------------------------------------------------------
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "decoder": keras.saving.serialize_keras_object(self.decoder),
-                "beta": self.beta,
-                "kl_warmup_steps": self.kl_warmup_steps,
-            }
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
-        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
-        return cls(**config)
