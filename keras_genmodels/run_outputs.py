@@ -11,7 +11,6 @@ from keras_genmodels.progress import Progress
 from keras_genmodels.run_dir import CommandError
 
 #: Data sets whose image samples are judged by the shipped digit classifier.
-DIGIT_DATASETS = ("mnist", "mnist-5k")
 #: Samples drawn per call when many are needed, so a bar can show progress.
 SAMPLE_CHUNK = 100
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -118,36 +117,6 @@ def reference_points(model, dataset, limit=2_000):
     return np.stack([p[0] if isinstance(p, tuple) else p for p in points])
 
 
-def digit_figures(model, test, dataset_name, num_images=1_000):
-    """Classifier-FID, precision and recall for models of MNIST digits.
-
-    Args:
-        model: A `GenerativeModel`.
-        test: The unbatched test split.
-        dataset_name: The name of the data set actually loaded.
-        num_images: How many samples (and test images) to compare.
-
-    Returns:
-        The figures, or `{}` when the model does not draw 28x28 digits.
-    """
-    from keras_genmodels.evaluation import classifier_fid
-
-    if model.data_kind != "image" or dataset_name not in DIGIT_DATASETS:
-        return {}
-    reference = [x[0] if isinstance(x, tuple) else x for x in test.take(num_images)]
-    reference = np.stack([np.asarray(x) for x in reference])
-    if reference.shape[1:] != classifier_fid.IMAGE_SHAPE:
-        return {}
-    generated = sample_in_chunks(
-        model, len(reference), seed=0,
-        description=f"classifier-FID: sampling {len(reference):,} images",
-    )
-    return {
-        "classifier_fid": classifier_fid.digit_scores(generated, reference),
-        "classifier_fid_floor": classifier_fid.digit_floor(),
-    }
-
-
 def evaluate(model, run):
     """The held-out figures of a trained model on its run's test split.
 
@@ -159,11 +128,11 @@ def evaluate(model, run):
         A dict of figures (floats), with `evaluation_seconds`.
     """
     from keras_genmodels import data
+    from keras_genmodels.evaluation import registry
 
     test = data.load(run["dataset"], "test", with_labels=model.uses_labels)
     start = time.perf_counter()
-    figures = model.evaluation_metrics(test, dataset_name=run["dataset"])
-    figures.update(digit_figures(model, test, run["dataset"]))
+    figures = registry.evaluate(model, test, run["dataset"])
     figures["evaluation_seconds"] = round(time.perf_counter() - start, 2)
     return figures
 
