@@ -183,20 +183,12 @@ def bench_preset(family, preset_name, peak_flops, quick):
 
 
 def quality_run(family, steps=None):
-    """Trains the family's default preset through the command; returns metrics."""
-    from keras_genmodels import cli
+    """Trains the family's default preset with the command's routine; returns metrics."""
+    from keras_genmodels import training
 
-    preset_name = presets.default_preset(family)
     with tempfile.TemporaryDirectory() as tmp:
-        argv = ["train", family, "--out", os.path.join(tmp, family)]
-        args = cli._parser().parse_args(argv)
-        if steps is not None:
-            _, spec = presets.get_preset(family, preset_name)
-            train = data.load(spec.dataset, "train")
-            per_epoch = -(-int(train.cardinality()) // spec.batch_size)
-            args.epochs = max(1, round(steps / per_epoch))
         start = time.perf_counter()
-        metrics = cli.cmd_train(args)
+        metrics = training.train(family, os.path.join(tmp, family), steps=steps)
         metrics["wall_seconds"] = round(time.perf_counter() - start, 1)
     return metrics
 

@@ -60,7 +60,7 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"keras-genmodels: error: {message} (see --help)\n")
 
 
-def _parser():
+def parser():
     parser = _OneLineParser(
         prog="keras-genmodels",
         description="Train, sample, evaluate and export generative models.",
@@ -77,7 +77,12 @@ def _parser():
     train.add_argument("family", help="vae, gan, ar, flow or diffusion")
     train.add_argument("--preset", help="preset name (default: the family's default)")
     train.add_argument("--dataset", help="data set (default: the preset's)")
-    train.add_argument("--epochs", type=int, help="epochs (default: the preset's length)")
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, help="epochs (default: the preset's length)")
+    length.add_argument(
+        "--steps", type=int,
+        help="optimizer steps, rounded up to whole epochs (default: the preset's)",
+    )
     train.add_argument("--batch-size", type=int, help="batch size (default: the preset's)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--out", default=None, help="run directory (default runs/FAMILY)")
@@ -232,7 +237,7 @@ COMMANDS = {
 
 def main(argv=None):
     """Runs the command line; returns the exit status."""
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         COMMANDS[args.command](args)
     except KeyboardInterrupt:

@@ -31,6 +31,68 @@ def count_examples(dataset):
     return size
 
 
+def epochs_for_steps(steps, num_examples, batch_size):
+    """Whole epochs covering at least `steps` optimizer steps (at least one).
+
+    The rule behind a preset's `train_steps`, the command's `--steps` and
+    the benchmarks' step budgets, so that a budget means the same training
+    on MNIST as on mnist-5k.
+
+    Args:
+        steps: Positive int, optimizer steps wanted.
+        num_examples: Examples per epoch.
+        batch_size: Examples per step (the last batch may be partial).
+
+    Returns:
+        The number of epochs, an int `>= 1`.
+    """
+    steps_per_epoch = max(1, math.ceil(num_examples / batch_size))
+    return max(1, math.ceil(steps / steps_per_epoch))
+
+
+def train(family, out, preset=None, **options):
+    """Trains a preset into a run directory, as `keras-genmodels train` does.
+
+    The benchmarks call this, so a benchmark figure comes from the same
+    routine (data loading, step budget, fit, samples, evaluation) as the
+    command's.
+
+    Args:
+        family: One of `vae`, `gan`, `ar`, `flow`, `diffusion`.
+        out: The run directory.
+        preset: Preset name, or `None` for the family's default.
+        **options: Any `train` flag by its argument name (`dataset`,
+            `epochs`, `steps`, `batch_size`, `seed`, `overwrite`, ...);
+            `overrides` is a dict of preset arguments.
+
+    Returns:
+        The `metrics.json` record.
+
+    Example:
+
+    ```python
+    metrics = training.train("gan", "runs/ring8", preset="mlp2d", steps=2000,
+                             dataset="ring8", overrides={"latent_dim": 4})
+    ```
+    """
+    from keras_genmodels import cli
+
+    argv = ["train", family, "--out", out]
+    if preset is not None:
+        argv += ["--preset", preset]
+    args = cli.parser().parse_args(argv)
+    overrides = options.pop("overrides", None) or {}
+    unknown = sorted(set(options) - set(vars(args)))
+    if unknown:
+        raise TypeError(
+            f"Unknown train option(s): {', '.join(unknown)}. Expected some of: "
+            f"{', '.join(sorted(vars(args)))}"
+        )
+    vars(args).update(options)
+    args.overrides = list(overrides.items())
+    return train_run(args)
+
+
 def _check_data_kind(model, train, dataset_name, family, preset_name, default_dataset):
     data_kind = getattr(train, "data_kind", None)
     if data_kind is not None and data_kind != model.data_kind:
@@ -73,10 +135,14 @@ def train_run(args, callbacks=()):
         "overrides": dict(args.overrides),
         "epochs": args.epochs,
     }
-    for name in ("batch_size", "epochs"):
-        if run[name] is not None and run[name] < 1:
+    steps = getattr(args, "steps", None)
+    for name, value in (("batch_size", run["batch_size"]), ("epochs", run["epochs"]),
+                        ("steps", steps)):
+        if value is not None and value < 1:
             flag = "--" + name.replace("_", "-")
-            raise CommandError(f"{flag} must be positive. Received: {run[name]}")
+            raise CommandError(f"{flag} must be positive. Received: {value}")
+    if steps is not None:
+        run["steps"] = steps
     if args.steps_per_execution > 1 and args.strategy != "default":
         # Keras 3.15's multi-step train function fails under MirroredStrategy
         # ("You must feed a value for placeholder tensor"), plain models too.
@@ -103,8 +169,9 @@ def train_run(args, callbacks=()):
     if model.uses_labels:
         train = data.load(run["dataset"], "train", with_labels=True)
     batches = model.prepare_dataset(train, run["batch_size"])
-    steps_per_epoch = math.ceil(count_examples(train) / run["batch_size"])
-    epochs = run["epochs"] or max(1, math.ceil(spec.train_steps / steps_per_epoch))
+    epochs = run["epochs"] or epochs_for_steps(
+        steps or spec.train_steps, count_examples(train), run["batch_size"]
+    )
     run["epochs"] = epochs
     run_dir.write_run(run)
 

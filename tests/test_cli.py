@@ -67,7 +67,7 @@ def test_interrupted_training_resumes(tmp_path):
             if epoch == 0:
                 raise KeyboardInterrupt  # As if the user pressed Ctrl-C.
 
-    args = cli._parser().parse_args(
+    args = cli.parser().parse_args(
         ["train", "vae", "--preset", "reference", "--dataset", "mnist-5k",
          "--epochs", "2", "--batch-size", "500", "--out", run]
     )

@@ -19,7 +19,7 @@ SMALL_VAE = ["train", "vae", "--preset", "reference", "--dataset", "mnist-5k",
 
 
 def _args(out, *extra):
-    return cli._parser().parse_args([*SMALL_VAE, "--out", str(out), *extra])
+    return cli.parser().parse_args([*SMALL_VAE, "--out", str(out), *extra])
 
 
 def test_replaced_atomically_keeps_the_old_file_when_the_writer_fails(tmp_path):
@@ -56,7 +56,7 @@ _KILLED_RUN = textwrap.dedent(
             if epoch == 1:
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    args = cli._parser().parse_args(sys.argv[1:])
+    args = cli.parser().parse_args(sys.argv[1:])
     cli.cmd_train(args, callbacks=[Kill()])
     """
 )

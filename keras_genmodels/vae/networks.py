@@ -10,36 +10,36 @@ import keras
 from keras import layers
 
 
-def _check_image_shape(image_shape, multiple=1):
-    image_shape = tuple(image_shape)
-    if len(image_shape) != 3 or any(
-        not isinstance(d, int) or d < 1 for d in image_shape
+def _check_data_shape(data_shape, multiple=1):
+    data_shape = tuple(data_shape)
+    if len(data_shape) != 3 or any(
+        not isinstance(d, int) or d < 1 for d in data_shape
     ):
         raise ValueError(
-            "`image_shape` must be (height, width, channels) of positive ints. "
-            f"Received: image_shape={image_shape}"
+            "`data_shape` must be (height, width, channels) of positive ints. "
+            f"Received: data_shape={data_shape}"
         )
-    if image_shape[0] % multiple or image_shape[1] % multiple:
+    if data_shape[0] % multiple or data_shape[1] % multiple:
         raise ValueError(
             f"Height and width must be multiples of {multiple} for this "
-            f"network. Received: image_shape={image_shape}"
+            f"network. Received: data_shape={data_shape}"
         )
-    return image_shape
+    return data_shape
 
 
-def mlp_encoder(image_shape=(28, 28, 1), latent_dim=2, hidden_units=256):
+def mlp_encoder(data_shape=(28, 28, 1), latent_dim=2, hidden_units=256):
     """The reference encoder: Flatten -> Dense(relu) -> Dense z_mean, z_log_var.
 
     Args:
-        image_shape: `(height, width, channels)`.
+        data_shape: `(height, width, channels)`.
         latent_dim: Size of the latent code.
         hidden_units: Width of the hidden layer.
 
     Returns:
         A functional `keras.Model` with outputs `[z_mean, z_log_var]`.
     """
-    image_shape = _check_image_shape(image_shape)
-    inputs = keras.Input(image_shape, name="images")
+    data_shape = _check_data_shape(data_shape)
+    inputs = keras.Input(data_shape, name="images")
     x = layers.Flatten()(inputs)
     x = layers.Dense(hidden_units, activation="relu")(x)
     z_mean = layers.Dense(latent_dim, name="z_mean")(x)
@@ -47,30 +47,30 @@ def mlp_encoder(image_shape=(28, 28, 1), latent_dim=2, hidden_units=256):
     return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
 
 
-def mlp_decoder(image_shape=(28, 28, 1), latent_dim=2, hidden_units=256):
+def mlp_decoder(data_shape=(28, 28, 1), latent_dim=2, hidden_units=256):
     """The reference decoder: Dense(relu) -> Dense(sigmoid) -> Reshape.
 
     Args:
-        image_shape: `(height, width, channels)` of the output.
+        data_shape: `(height, width, channels)` of the output.
         latent_dim: Size of the latent code.
         hidden_units: Width of the hidden layer.
 
     Returns:
         A functional `keras.Model` from latents to pixel probabilities.
     """
-    image_shape = _check_image_shape(image_shape)
+    data_shape = _check_data_shape(data_shape)
     inputs = keras.Input((latent_dim,), name="latents")
     x = layers.Dense(hidden_units, activation="relu")(inputs)
-    x = layers.Dense(math.prod(image_shape), activation="sigmoid")(x)
-    outputs = layers.Reshape(image_shape)(x)
+    x = layers.Dense(math.prod(data_shape), activation="sigmoid")(x)
+    outputs = layers.Reshape(data_shape)(x)
     return keras.Model(inputs, outputs, name="decoder")
 
 
-def conv_encoder(image_shape=(28, 28, 1), latent_dim=16, filters=(32, 64), hidden_units=256):
+def conv_encoder(data_shape=(28, 28, 1), latent_dim=16, filters=(32, 64), hidden_units=256):
     """A convolutional encoder: strided 3x3 convolutions, then Dense heads.
 
     Args:
-        image_shape: `(height, width, channels)`; height and width must be
+        data_shape: `(height, width, channels)`; height and width must be
             multiples of `2 ** len(filters)`.
         latent_dim: Size of the latent code.
         filters: Filters of each stride-2 convolution.
@@ -79,8 +79,8 @@ def conv_encoder(image_shape=(28, 28, 1), latent_dim=16, filters=(32, 64), hidde
     Returns:
         A functional `keras.Model` with outputs `[z_mean, z_log_var]`.
     """
-    image_shape = _check_image_shape(image_shape, 2 ** len(filters))
-    inputs = keras.Input(image_shape, name="images")
+    data_shape = _check_data_shape(data_shape, 2 ** len(filters))
+    inputs = keras.Input(data_shape, name="images")
     x = inputs
     for f in filters:
         x = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu")(x)
@@ -91,11 +91,11 @@ def conv_encoder(image_shape=(28, 28, 1), latent_dim=16, filters=(32, 64), hidde
     return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
 
 
-def conv_decoder(image_shape=(28, 28, 1), latent_dim=16, filters=(64, 32), hidden_units=256):
+def conv_decoder(data_shape=(28, 28, 1), latent_dim=16, filters=(64, 32), hidden_units=256):
     """A convolutional decoder mirroring `conv_encoder`.
 
     Args:
-        image_shape: `(height, width, channels)` of the output; height and
+        data_shape: `(height, width, channels)` of the output; height and
             width must be multiples of `2 ** len(filters)`.
         latent_dim: Size of the latent code.
         filters: Filters of each stride-2 transposed convolution.
@@ -104,14 +104,14 @@ def conv_decoder(image_shape=(28, 28, 1), latent_dim=16, filters=(64, 32), hidde
     Returns:
         A functional `keras.Model` from latents to pixel probabilities.
     """
-    image_shape = _check_image_shape(image_shape, 2 ** len(filters))
+    data_shape = _check_data_shape(data_shape, 2 ** len(filters))
     scale = 2 ** len(filters)
-    base = (image_shape[0] // scale, image_shape[1] // scale, filters[0])
+    base = (data_shape[0] // scale, data_shape[1] // scale, filters[0])
     inputs = keras.Input((latent_dim,), name="latents")
     x = layers.Dense(hidden_units, activation="relu")(inputs)
     x = layers.Dense(math.prod(base), activation="relu")(x)
     x = layers.Reshape(base)(x)
     for f in filters:
         x = layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu")(x)
-    outputs = layers.Conv2D(image_shape[-1], 3, padding="same", activation="sigmoid")(x)
+    outputs = layers.Conv2D(data_shape[-1], 3, padding="same", activation="sigmoid")(x)
     return keras.Model(inputs, outputs, name="decoder")

@@ -13,12 +13,12 @@ def _compiled(model, learning_rate):
 
 
 def build_reference(
-    input_shape=(28, 28, 1), latent_dim=2, hidden_units=256, learning_rate=1e-3, **kwargs
+    data_shape=(28, 28, 1), latent_dim=2, hidden_units=256, learning_rate=1e-3, **kwargs
 ):
     """The seed VAE: 404,244 parameters on 28x28x1 with a 2-D latent.
 
     Args:
-        input_shape: Image shape.
+        data_shape: Image shape.
         latent_dim: Latent size.
         hidden_units: Width of the hidden layers.
         learning_rate: Adam learning rate.
@@ -27,16 +27,16 @@ def build_reference(
     Returns:
         A compiled `VAE`.
     """
-    encoder = networks.mlp_encoder(input_shape, latent_dim, hidden_units)
-    decoder = networks.mlp_decoder(input_shape, latent_dim, hidden_units)
+    encoder = networks.mlp_encoder(data_shape, latent_dim, hidden_units)
+    decoder = networks.mlp_decoder(data_shape, latent_dim, hidden_units)
     return _compiled(VAE(encoder, decoder, **kwargs), learning_rate)
 
 
-def build_conv(input_shape=(28, 28, 1), latent_dim=16, learning_rate=1e-3, **kwargs):
+def build_conv(data_shape=(28, 28, 1), latent_dim=16, learning_rate=1e-3, **kwargs):
     """A convolutional VAE with a 16-D latent (the command's default).
 
     Args:
-        input_shape: Image shape; height and width multiples of 4.
+        data_shape: Image shape; height and width multiples of 4.
         latent_dim: Latent size.
         learning_rate: Adam learning rate.
         **kwargs: Passed to `VAE` (`beta`, `kl_warmup_steps`, `seed`).
@@ -44,8 +44,8 @@ def build_conv(input_shape=(28, 28, 1), latent_dim=16, learning_rate=1e-3, **kwa
     Returns:
         A compiled `VAE`.
     """
-    encoder = networks.conv_encoder(input_shape, latent_dim)
-    decoder = networks.conv_decoder(input_shape, latent_dim)
+    encoder = networks.conv_encoder(data_shape, latent_dim)
+    decoder = networks.conv_decoder(data_shape, latent_dim)
     return _compiled(VAE(encoder, decoder, **kwargs), learning_rate)
 
 
@@ -56,7 +56,7 @@ PRESETS = {
         dataset="mnist",
         train_steps=3_000,
         batch_size=128,
-        data_shape_argument="input_shape",
+        data_shape_argument="data_shape",
     ),
     "conv": Preset(
         description="Convolutional VAE, 16-D latent, for 28x28 or 32x32 images.",
@@ -64,7 +64,7 @@ PRESETS = {
         dataset="mnist",
         train_steps=3_000,
         batch_size=128,
-        data_shape_argument="input_shape",
+        data_shape_argument="data_shape",
     ),
 }
 DEFAULT_PRESET = "conv"

@@ -34,11 +34,11 @@ def test_reference_is_the_seed_architecture():
 
 
 def test_conv_preset_adapts_to_the_image_shape():
-    model = keras_genmodels.build("vae", "conv", input_shape=(32, 32, 3))
+    model = keras_genmodels.build("vae", "conv", data_shape=(32, 32, 3))
     assert model.latent_dim == 16
     assert model.sample(2, seed=0).shape == (2, 32, 32, 3)
     with pytest.raises(ValueError, match="multiples of 4"):
-        keras_genmodels.build("vae", "conv", input_shape=(30, 30, 1))
+        keras_genmodels.build("vae", "conv", data_shape=(30, 30, 1))
 
 
 def test_training_lowers_the_loss(trained_reference):
@@ -62,7 +62,7 @@ def test_bad_networks_are_refused():
     with pytest.raises(ValueError, match="latent size"):
         VAE(encoder, networks.mlp_decoder(latent_dim=3))
     with pytest.raises(ValueError, match="output shape"):
-        VAE(encoder, networks.mlp_decoder(image_shape=(14, 14, 1), latent_dim=2))
+        VAE(encoder, networks.mlp_decoder(data_shape=(14, 14, 1), latent_dim=2))
     with pytest.raises(ValueError, match="beta"):
         VAE(encoder, networks.mlp_decoder(latent_dim=2), beta=-1.0)
 
