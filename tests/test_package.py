@@ -48,12 +48,18 @@ def test_build_overrides_reach_the_model():
     assert model.optimizer is not None  # Compiled, ready for fit.
 
 
-def test_lazy_family_names_resolve():
-    from keras_genmodels.vae.model import VAE
-
-    assert keras_genmodels.VAE is VAE
-    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
-        keras_genmodels.Nope  # noqa: B018
+def test_top_level_family_classes_are_the_registered_ones():
+    # Every family class named at the top level is the class `.keras` files
+    # are loaded with (registered under the package's name).
+    classes = {
+        name: getattr(keras_genmodels, name) for name in keras_genmodels.__all__
+        if isinstance(getattr(keras_genmodels, name), type)
+        and issubclass(getattr(keras_genmodels, name), keras_genmodels.GenerativeModel)
+        and name != "GenerativeModel"
+    }
+    assert {"VAE", "GAN", "TransformerLM", "RealNVP", "DDPM"} <= set(classes)
+    for name, cls in classes.items():
+        assert keras.saving.get_registered_object(f"keras_genmodels>{name}") is cls
 
 
 def _registered_classes():
