@@ -2,10 +2,13 @@
 
 A family model is a `keras.Model` that trains with plain `fit`, samples to
 numpy, saves as `.keras` and exports pure-TensorFlow functions for TF Serving
-and TF Lite. This module holds what all families share: the seed handling, the
-loss trackers, the distribution- and mixed-precision-aware update, and the
-dataset preparation that `fit` is fed with. Workarounds for Keras and
-TensorFlow problems live in `keras_genmodels._compat`.
+and TF Lite. A family is its networks, its loss (`compute_losses`) and the
+function that turns a seed into samples (`sample_from_seed`); this module
+holds the rest of the contract once: the `sample` template with its cache of
+traced functions, the exported `sample` signature, seeds, the dataset
+preparation that `fit` is fed with, and config/build by declaration. The
+training step lives in `keras_genmodels.training_step`, workarounds for
+Keras and TensorFlow problems in `keras_genmodels._compat`.
 """
 
 import functools
@@ -16,23 +19,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_genmodels import _compat
-
-MAX_SEED = 2**31 - 1
-NOISE_DISTRIBUTIONS = ("normal", "uniform", "integer")
-
-
-def num_replicas_in_sync():
-    """Returns the number of replicas the current replica context spans.
-
-    Returns:
-        An int: 1 outside a `tf.distribute` strategy, the strategy's replica
-        count inside one.
-    """
-    context = tf.distribute.get_replica_context()
-    if context is None:  # Cross-replica context: the strategy is in scope.
-        return tf.distribute.get_strategy().num_replicas_in_sync
-    return context.num_replicas_in_sync
+from keras_genmodels.training_step import (  # noqa: F401 (re-exported)
+    MAX_SEED,
+    TrainingStep,
+    num_replicas_in_sync,
+)
 
 
 def check_positive_int(value, name):
@@ -56,24 +47,26 @@ def check_positive_int(value, name):
     return int(value)
 
 
-class GenerativeModel(_compat.DistributionWorkarounds, keras.Model):
+class GenerativeModel(TrainingStep, keras.Model):
     """Base class of every family model.
 
     Subclasses implement:
 
-    - `call` (deterministic forward pass) so the model builds symbolically,
-    - `compute_losses(data, training)` returning a dict of scalar losses whose
-      `"loss"` entry is minimised by the default `train_step`,
-    - `sample(num_samples, seed=None, **conditioning)` returning numpy,
-    - `serving_endpoints()`, `tflite_endpoints(batch_size)` and
-      `signature_examples(batch_size)` for `keras_genmodels.export`,
-    - `evaluation_metrics(dataset)` for the command's `evaluate`.
-
-    Families with several optimizers (the GAN) override `train_step` and use
-    `scaled_loss` and `apply_gradients` so they stay right under a
-    `tf.distribute` strategy and a mixed-precision policy. The Keras
-    workarounds this needs come from
-    `keras_genmodels._compat.DistributionWorkarounds`.
+    - their networks, and `call` (a deterministic forward pass), declaring
+      networks passed to the constructor in `nested_networks` and plain
+      arguments in `config_arguments` (config, `from_config` and `build`
+      follow from the declarations);
+    - `compute_losses(data, training)`: a dict of scalar losses whose
+      `"loss"` entry the default `train_step` minimises
+      (`keras_genmodels.training_step.TrainingStep`);
+    - `sample_from_seed(num_samples, seed, **options)`: the pure-TF sampler
+      behind `sample` and the exported `sample` signature, with
+      `sample_options` for its keyword options and, when the signature takes
+      more inputs, `sample_signature_inputs`/`check_sample_inputs`;
+    - `serving_endpoints(limits)`, `tflite_endpoints(batch_size)` and
+      `signature_examples(batch_size)` for `keras_genmodels.export`;
+    - `evaluation_metrics(dataset)`: the figures only the family computes
+      (data-set figures are in `keras_genmodels.evaluation.registry`).
 
     Args:
         seed: Optional int seeding the model's `keras.random.SeedGenerator`,
@@ -112,38 +105,6 @@ class GenerativeModel(_compat.DistributionWorkarounds, keras.Model):
             )
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self._loss_trackers = {}
-
-    # ------------------------------------------------------------------
-    # Loss trackers.
-    # ------------------------------------------------------------------
-    def add_loss_trackers(self, *names):
-        """Creates one `keras.metrics.Mean` tracker per name.
-
-        Args:
-            *names: Tracker names, shown by the progress bar and `History`.
-        """
-        for name in names:
-            self._loss_trackers[name] = keras.metrics.Mean(name=name)
-
-    @property
-    def metrics(self):
-        return list(self._loss_trackers.values())
-
-    def update_trackers(self, values):
-        """Updates the trackers named in `values` and returns all results.
-
-        Args:
-            values: Dict of tracker name to a scalar tensor.
-
-        Returns:
-            Dict of tracker name to its running mean.
-        """
-        for name, value in values.items():
-            if name in self._loss_trackers:
-                self._loss_trackers[name].update_state(value)
-        results = {m.name: m.result() for m in self.metrics}
-        return _compat.reducible_logs(results)
 
     # ------------------------------------------------------------------
     # Training.
@@ -161,173 +122,6 @@ class GenerativeModel(_compat.DistributionWorkarounds, keras.Model):
         raise NotImplementedError(
             f"{type(self).__name__} must implement `compute_losses`."
         )
-
-    def scaled_loss(self, loss, optimizer):
-        """Scales a per-replica mean loss for `tape.gradient`.
-
-        The loss is divided by the number of replicas so that the gradients
-        summed across replicas equal the gradient of the global-batch mean,
-        then multiplied by the optimizer's loss scale (a no-op unless the
-        optimizer is a `keras.optimizers.LossScaleOptimizer`). Call it inside
-        the tape.
-
-        Args:
-            loss: Scalar mean loss over this replica's batch.
-            optimizer: The optimizer that will apply the gradients.
-
-        Returns:
-            The scaled scalar loss.
-        """
-        loss = tf.cast(loss, "float32") / num_replicas_in_sync()
-        return optimizer.scale_loss(loss)
-
-    def batch_noise(
-        self, shape, distribution="normal", dtype="float32", minval=0, maxval=None
-    ):
-        """Training noise for this replica's share of the global batch.
-
-        The noise of the whole global batch is drawn from one seed taken from
-        the model's `SeedGenerator` and each replica keeps its own rows, so a
-        step under a `tf.distribute` strategy sees exactly the noise the same
-        step sees on one device with the same global batch (and therefore
-        reaches the same weights). Use it for every random draw of a
-        `train_step` whose first axis is the batch (latents, diffusion times
-        and noise, dequantisation noise, interpolation weights).
-
-        Args:
-            shape: Shape of this replica's noise (a tuple or an int32 tensor);
-                the first axis is the per-replica batch.
-            distribution: `"normal"` (standard normal), `"uniform"` (in
-                `[minval, maxval)`, `maxval` defaulting to 1) or `"integer"`
-                (uniform ints in `[minval, maxval)`; `maxval` is required).
-            dtype: Dtype of the result: a float dtype for `"normal"` and
-                `"uniform"`, `"int32"` or `"int64"` for `"integer"`.
-            minval: Lower bound of `"uniform"` and `"integer"`.
-            maxval: Upper bound (exclusive) of `"uniform"` and `"integer"`.
-
-        Returns:
-            A tensor of `shape` and `dtype`.
-
-        Example:
-
-        ```python
-        t = self.batch_noise([batch], "integer", "int32", maxval=1000)
-        eps = self.batch_noise(tf.shape(x))
-        ```
-        """
-        if distribution not in NOISE_DISTRIBUTIONS:
-            raise ValueError(
-                f"`distribution` must be one of {NOISE_DISTRIBUTIONS}. "
-                f"Received: distribution={distribution!r}"
-            )
-        if distribution == "integer" and maxval is None:
-            raise ValueError(
-                "`distribution='integer'` needs `maxval`. Received: maxval=None"
-            )
-        if (distribution == "integer") != tf.as_dtype(dtype).is_integer:
-            raise ValueError(
-                "`dtype` must be an integer dtype for distribution='integer' and a "
-                f"float dtype otherwise. Received: distribution={distribution!r}, "
-                f"dtype={dtype!r}"
-            )
-        shape = tf.convert_to_tensor(shape, tf.int32)
-        replicas = num_replicas_in_sync()
-        seed = keras.random.randint(
-            (2,), 0, MAX_SEED, dtype="int32", seed=self.seed_generator
-        )
-        local = shape[0]
-        if replicas > 1:
-            shape = tf.concat([[local * replicas], shape[1:]], 0)
-        if distribution == "normal":
-            noise = tf.random.stateless_normal(shape, seed, dtype=dtype)
-        else:
-            noise = tf.random.stateless_uniform(
-                shape,
-                seed,
-                minval=minval,
-                maxval=1 if maxval is None else maxval,
-                dtype=dtype,
-            )
-        if replicas == 1:
-            return noise
-        context = tf.distribute.get_replica_context()
-        replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
-        return noise[replica * local : (replica + 1) * local]
-
-    def replica_mean(self, value):
-        """The mean of a per-replica mean over all replicas.
-
-        With equal per-replica batches this is the mean over the global
-        batch, so a statistic assigned to a non-trainable variable (a running
-        mean, a variance) gets the value it gets on one device.
-
-        Args:
-            value: A float tensor computed by this replica.
-
-        Returns:
-            The mean of `value` across replicas (`value` itself outside a
-            strategy or with one replica).
-        """
-        context = tf.distribute.get_replica_context()
-        if context is None or context.num_replicas_in_sync == 1:
-            return value
-        return context.all_reduce(tf.distribute.ReduceOp.MEAN, value)
-
-    def apply_gradients(self, tape, loss, variables, optimizer):
-        """Differentiates a `scaled_loss` and applies the update.
-
-        The update is the one-device update of the global batch under any
-        `tf.distribute` strategy: sparse gradients are made dense and, during
-        `fit` and `train_on_batch`, the optimizer's gradient clipping acts on
-        the gradients summed across replicas (the Keras workarounds behind
-        this are in `keras_genmodels._compat`).
-
-        Args:
-            tape: The `tf.GradientTape` that recorded `loss`.
-            loss: The output of `scaled_loss`.
-            variables: The variables to update.
-            optimizer: The optimizer applying the update; it unscales
-                mixed-precision gradients itself.
-        """
-        gradients = _compat.densify_sparse_gradients(tape.gradient(loss, variables))
-        self.apply_deferred_clipping(optimizer, gradients, variables)
-
-    #: Appended to the error raised when a training loss stops being finite.
-    non_finite_advice = "Lower the learning rate or check the data."
-
-    def fit(self, *args, callbacks=None, **kwargs):
-        """`keras.Model.fit` that stops with a clear error on a NaN or Inf loss.
-
-        A `StopOnNonFiniteLoss` callback is added to `callbacks` (unless one
-        is there), so a loss that stops being finite raises
-        `FloatingPointError` naming the loss, the epoch and the batch instead
-        of training on to a NaN model.
-        """
-        from keras_genmodels.callbacks import StopOnNonFiniteLoss
-
-        callbacks = list(callbacks or [])
-        if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
-            callbacks.append(StopOnNonFiniteLoss(self.non_finite_advice))
-        with self.clipping_after_all_reduce():
-            return super().fit(*args, callbacks=callbacks, **kwargs)
-
-    def train_on_batch(self, *args, **kwargs):
-        with self.clipping_after_all_reduce():
-            return super().train_on_batch(*args, **kwargs)
-
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            losses = self.compute_losses(data, training=True)
-            loss = self.scaled_loss(losses["loss"], self.optimizer)
-        self.apply_gradients(tape, loss, self.trainable_variables, self.optimizer)
-        self.after_train_step()
-        return self.update_trackers(losses)
-
-    def test_step(self, data):
-        return self.update_trackers(self.compute_losses(data, training=False))
-
-    def after_train_step(self):
-        """Hook run after each update (e.g. an EMA of the weights)."""
 
     # ------------------------------------------------------------------
     # Data.
