@@ -53,7 +53,7 @@ def main():
     keras.utils.set_random_seed(args.seed)
     train = data.load(args.dataset, "train")
     model = keras_genmodels.build(
-        "flow", "mnist", event_shape=tuple(train.element_spec.shape), seed=args.seed
+        "flow", "mnist", data_shape=tuple(train.element_spec.shape), seed=args.seed
     )
     steps_per_epoch = math.ceil(int(train.cardinality()) / batch_size)
     epochs = max(1, math.ceil((args.steps or spec.train_steps) / steps_per_epoch))

@@ -57,7 +57,7 @@ def run(dataset, preset_name, steps, batch_size, seed):
     _, spec = presets.get_preset("flow", preset_name)
     batch_size = batch_size or spec.batch_size
     keras.utils.set_random_seed(seed)
-    model = keras_genmodels.build("flow", preset_name, event_shape=(2,), seed=seed)
+    model = keras_genmodels.build("flow", preset_name, data_shape=(2,), seed=seed)
     train = data.load(dataset, "train")
     num_train = int(train.cardinality())
     steps_per_epoch = math.ceil(num_train / batch_size)

@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras_genmodels  # noqa: E402
 from keras_genmodels import data, export, plotting  # noqa: E402
 
-flow = keras_genmodels.build("flow", "mlp2d", event_shape=(2,), seed=0)
+flow = keras_genmodels.build("flow", "mlp2d", data_shape=(2,), seed=0)
 train = data.load("moons", "train")
 flow.fit(flow.prepare_dataset(train, batch_size=256), epochs=10)
 

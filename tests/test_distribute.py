@@ -92,7 +92,7 @@ def test_dcgan_batch_norm_mirrored_matches_one_device():
     batches = tf.data.Dataset.from_tensor_slices(_images(32, 8)).batch(8)
     assert_same_update_under_mirrored(
         lambda: keras_genmodels.build(
-            "gan", "dcgan", input_shape=(8, 8, 1), latent_dim=4, generator_filters=(8, 4),
+            "gan", "dcgan", data_shape=(8, 8, 1), latent_dim=4, generator_filters=(8, 4),
             discriminator_filters=(4, 8), seed=0,
         ),
         batches,
@@ -105,7 +105,7 @@ def test_flow_mirrored_matches_one_device():
     batches = tf.data.Dataset.from_tensor_slices(_images(64, 4)).batch(16)
     assert_same_update_under_mirrored(
         lambda: keras_genmodels.build(
-            "flow", "mnist", event_shape=(4, 4, 1), num_coupling_layers=2,
+            "flow", "mnist", data_shape=(4, 4, 1), num_coupling_layers=2,
             hidden_units=(16,), jit_compile=False, seed=0,
         ),
         batches,
@@ -210,7 +210,7 @@ BFLOAT16_CASES = {
         "gan", "mlp2d", hidden_units=(16,), loss="wgan_gp", r1_weight=0.0, seed=0),
         lambda: (_points(32),)),
     "flow": (lambda: keras_genmodels.build(
-        "flow", "mnist", event_shape=(4, 4, 1), num_coupling_layers=2, hidden_units=(16,),
+        "flow", "mnist", data_shape=(4, 4, 1), num_coupling_layers=2, hidden_units=(16,),
         jit_compile=False, seed=0), lambda: (_images(32, 4),)),
     "diffusion": (lambda: keras_genmodels.build(
         "diffusion", "mlp2d", hidden_units=16, num_layers=1, timesteps=50, seed=0),

@@ -9,7 +9,8 @@ import keras
 from keras import layers
 
 
-def _check_units(hidden_units):
+def check_hidden_units(hidden_units):
+    """Validates `hidden_units`: a positive int or a non-empty sequence of them."""
     if isinstance(hidden_units, int):
         hidden_units = (hidden_units,)
     hidden_units = tuple(hidden_units)
@@ -72,7 +73,7 @@ class CouplingNetwork(keras.layers.Layer):
                 f"output_units={output_units}"
             )
         self.output_units = output_units
-        self.hidden_units = _check_units(hidden_units)
+        self.hidden_units = check_hidden_units(hidden_units)
         self.activation = keras.activations.get(activation)
         self._activation_name = keras.activations.serialize(self.activation)
         self.hidden_layers = [
@@ -125,12 +126,12 @@ class CouplingNetwork(keras.layers.Layer):
         return config
 
 
-def coupling_networks(event_size, num_coupling_layers, num_masked, hidden_units=(64, 64),
+def coupling_networks(data_size, num_coupling_layers, num_masked, hidden_units=(64, 64),
                       activation="relu"):
     """Builds one `CouplingNetwork` per coupling layer.
 
     Args:
-        event_size: Size `D` of the flattened event.
+        data_size: Size `D` of one flattened example.
         num_coupling_layers: Number of couplings.
         num_masked: Size of the masked part `x_a`, in `[1, D - 1]`.
         hidden_units: Widths of each network's hidden layers.
@@ -138,17 +139,17 @@ def coupling_networks(event_size, num_coupling_layers, num_masked, hidden_units=
 
     Returns:
         A list of built `CouplingNetwork`s, each from `num_masked` to
-        `event_size - num_masked` shifts and log-scales.
+        `data_size - num_masked` shifts and log-scales.
     """
-    if not 1 <= num_masked < event_size:
+    if not 1 <= num_masked < data_size:
         raise ValueError(
-            f"`num_masked` must be in [1, {event_size - 1}] for events of size "
-            f"{event_size}. Received: num_masked={num_masked}"
+            f"`num_masked` must be in [1, {data_size - 1}] for examples of size "
+            f"{data_size}. Received: num_masked={num_masked}"
         )
     networks = []
     for i in range(num_coupling_layers):
         net = CouplingNetwork(
-            event_size - num_masked, hidden_units, activation, name=f"coupling_{i}"
+            data_size - num_masked, hidden_units, activation, name=f"coupling_{i}"
         )
         net.build((None, num_masked))
         networks.append(net)

@@ -1,6 +1,6 @@
 """RealNVP presets: `reference`, `mlp2d` and `mnist` (the default).
 
-Every builder takes the data's element shape as `event_shape`; image shapes
+Every builder takes the data's element shape as `data_shape`; image shapes
 (rank 3) turn on dequantisation and the logit transform (`alpha = 0.05`,
 256 levels), vectors are modelled as they are.
 """
@@ -17,18 +17,18 @@ MLP2D_STEPS = 8_000
 MNIST_STEPS = 3_000
 
 
-def _build(event_shape, learning_rate, clipnorm, decay_steps, jit_compile="auto", **kwargs):
-    event_shape = tuple(event_shape)
+def _build(data_shape, learning_rate, clipnorm, decay_steps, jit_compile="auto", **kwargs):
+    data_shape = tuple(data_shape)
     if decay_steps:
         # Cosine decay to 2% of the rate over the preset's default length:
         # the likelihood keeps improving at the end instead of jittering.
         learning_rate = keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps, alpha=0.02
         )
-    if len(event_shape) == 3:
+    if len(data_shape) == 3:
         kwargs.setdefault("logit_alpha", LOGIT_ALPHA)
         kwargs.setdefault("num_levels", NUM_LEVELS)
-    model = RealNVP(event_shape, **kwargs)
+    model = RealNVP(data_shape, **kwargs)
     # Keras' "auto" (XLA with a GPU, not on a CPU nor under a strategy). On
     # the quiet 2-core CPU `benchmarks.jit_compile` measured XLA at 1.27x and
     # 2.04x for `mnist` but 0.85x for `mlp2d` (0.53x and 0.95x for `mnist`
@@ -40,7 +40,7 @@ def _build(event_shape, learning_rate, clipnorm, decay_steps, jit_compile="auto"
     return model
 
 
-def build_reference(event_shape=(2,), num_coupling_layers=4, hidden_units=(16, 16),
+def build_reference(data_shape=(2,), num_coupling_layers=4, hidden_units=(16, 16),
                     num_masked=1, learning_rate=1e-2, clipnorm=10.0,
                     decay_steps=REFERENCE_STEPS, **kwargs):
     """The seed flow made to work: 2-D, `num_masked=1`, tiny couplings.
@@ -49,7 +49,7 @@ def build_reference(event_shape=(2,), num_coupling_layers=4, hidden_units=(16, 1
     `MultivariateNormalDiag(loc=[0, 0])`: 1,356 parameters in 2-D.
 
     Args:
-        event_shape: Shape of one example.
+        data_shape: Shape of one example.
         num_coupling_layers: Number of couplings.
         hidden_units: Hidden widths of each coupling network.
         num_masked: Units each coupling leaves unchanged.
@@ -62,17 +62,17 @@ def build_reference(event_shape=(2,), num_coupling_layers=4, hidden_units=(16, 1
     Returns:
         A compiled `RealNVP`.
     """
-    return _build(event_shape, learning_rate, clipnorm, decay_steps,
+    return _build(data_shape, learning_rate, clipnorm, decay_steps,
                   num_coupling_layers=num_coupling_layers,
                   hidden_units=hidden_units, num_masked=num_masked, **kwargs)
 
 
-def build_mlp2d(event_shape=(2,), num_coupling_layers=16, hidden_units=(64, 64),
+def build_mlp2d(data_shape=(2,), num_coupling_layers=16, hidden_units=(64, 64),
                 learning_rate=2e-3, clipnorm=10.0, decay_steps=MLP2D_STEPS, **kwargs):
     """Sixteen couplings with 64-64 networks for the 2-D toy sets.
 
     Args:
-        event_shape: Shape of one example.
+        data_shape: Shape of one example.
         num_coupling_layers: Number of couplings (8 or more).
         hidden_units: Hidden widths of each coupling network.
         learning_rate: Adam learning rate.
@@ -84,18 +84,18 @@ def build_mlp2d(event_shape=(2,), num_coupling_layers=16, hidden_units=(64, 64),
     Returns:
         A compiled `RealNVP`.
     """
-    return _build(event_shape, learning_rate, clipnorm, decay_steps,
+    return _build(data_shape, learning_rate, clipnorm, decay_steps,
                   num_coupling_layers=num_coupling_layers,
                   hidden_units=hidden_units, **kwargs)
 
 
-def build_mnist(event_shape=(28, 28, 1), num_coupling_layers=8, hidden_units=(256, 256),
+def build_mnist(data_shape=(28, 28, 1), num_coupling_layers=8, hidden_units=(256, 256),
                 permutation="random", learning_rate=1e-3, clipnorm=100.0,
                 decay_steps=MNIST_STEPS, **kwargs):
     """Flattened 28x28 images: 8 couplings of 256-256 networks.
 
     Args:
-        event_shape: Image shape `(H, W, C)`.
+        data_shape: Image shape `(H, W, C)`.
         num_coupling_layers: Number of couplings.
         hidden_units: Hidden widths of each coupling network.
         permutation: `"random"` (fixed) permutations between couplings.
@@ -108,7 +108,7 @@ def build_mnist(event_shape=(28, 28, 1), num_coupling_layers=8, hidden_units=(25
     Returns:
         A compiled `RealNVP`.
     """
-    return _build(event_shape, learning_rate, clipnorm, decay_steps,
+    return _build(data_shape, learning_rate, clipnorm, decay_steps,
                   num_coupling_layers=num_coupling_layers,
                   hidden_units=hidden_units, permutation=permutation, **kwargs)
 
@@ -120,7 +120,7 @@ PRESETS = {
         dataset="moons",
         train_steps=REFERENCE_STEPS,
         batch_size=256,
-        data_shape_argument="event_shape",
+        data_shape_argument="data_shape",
     ),
     "mlp2d": Preset(
         description="16 couplings of 64-64 MLPs for the 2-D toy sets (70,704 params).",
@@ -128,7 +128,7 @@ PRESETS = {
         dataset="ring8:sigma=0.1",
         train_steps=MLP2D_STEPS,
         batch_size=256,
-        data_shape_argument="event_shape",
+        data_shape_argument="data_shape",
     ),
     "mnist": Preset(
         description="Flattened 28x28 images, logit transform, 8 couplings of 256-256 MLPs.",
@@ -136,7 +136,7 @@ PRESETS = {
         dataset="mnist",
         train_steps=MNIST_STEPS,
         batch_size=128,
-        data_shape_argument="event_shape",
+        data_shape_argument="data_shape",
     ),
 }
 DEFAULT_PRESET = "mnist"

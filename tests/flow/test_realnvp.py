@@ -1,4 +1,4 @@
-"""Flow family: TFP RealNVP chain, exact likelihoods, training, exports."""
+"""Flow family: TFP RealNVP chain, exact likelihoods, training, signatures."""
 
 import math
 
@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import keras_genmodels
-from keras_genmodels import data, export
+from keras_genmodels import data
 from keras_genmodels.data import toy2d
 from keras_genmodels.flow import presets
 from keras_genmodels.flow.networks import CouplingNetwork
@@ -53,7 +53,7 @@ def trained_reference(moons):
 def image_flow():
     keras.utils.set_random_seed(0)
     model = presets.build_mnist(
-        event_shape=IMAGE_SHAPE, num_coupling_layers=3, hidden_units=(16,), seed=0
+        data_shape=IMAGE_SHAPE, num_coupling_layers=3, hidden_units=(16,), seed=0
     )
     images = tf.data.Dataset.from_tensor_slices(_quantised_images(256))
     history = model.fit(model.prepare_dataset(images, 64), epochs=3, verbose=0)
@@ -68,14 +68,14 @@ def test_presets_are_registered():
     assert set(keras_genmodels.list_presets("flow")) == {"reference", "mlp2d", "mnist"}
     for name in ("reference", "mlp2d", "mnist"):
         _, preset = keras_genmodels.presets.get_preset("flow", name)
-        assert preset.data_shape_argument == "event_shape"
+        assert preset.data_shape_argument == "data_shape"
     assert keras_genmodels.RealNVP is RealNVP
 
 
 def test_reference_is_the_seed_flow():
     model = keras_genmodels.build("flow", "reference")
     assert model.count_params() == 1_356
-    assert model.num_masked == 1 and model.event_shape == (2,)
+    assert model.num_masked == 1 and model.data_shape == (2,)
     assert model.data_kind == "points"
     base = model.distribution.distribution
     np.testing.assert_array_equal(base.loc.numpy(), [0.0, 0.0])
@@ -87,7 +87,7 @@ def test_preset_sizes():
     mlp2d = keras_genmodels.build("flow", "mlp2d")
     assert mlp2d.num_coupling_layers >= 8
     assert mlp2d.count_params() == 16 * (2 * 64 + 64 * 64 + 64 + 64 * 2 + 2 + 1) == 70_704
-    mnist = keras_genmodels.build("flow", "mnist", event_shape=(28, 28, 1))
+    mnist = keras_genmodels.build("flow", "mnist", data_shape=(28, 28, 1))
     per_net = 392 * 256 + 256 + 256 * 256 + 256 + 256 * 784 + 784 + 392
     assert mnist.count_params() == 8 * per_net
     assert mnist.data_kind == "image"
@@ -110,20 +110,20 @@ def test_coupling_variables_are_trainable_variables(trained_reference):
 
 
 def test_bad_arguments_are_refused():
-    with pytest.raises(ValueError, match="event_shape"):
-        RealNVP(event_shape=(1,))
+    with pytest.raises(ValueError, match="data_shape"):
+        RealNVP(data_shape=(1,))
     with pytest.raises(ValueError, match="num_masked"):
-        RealNVP(event_shape=(2,), num_masked=2)
+        RealNVP(data_shape=(2,), num_masked=2)
     with pytest.raises(ValueError, match="permutation"):
-        RealNVP(event_shape=(2,), permutation="shuffle")
+        RealNVP(data_shape=(2,), permutation="shuffle")
     with pytest.raises(ValueError, match="num_levels"):
-        RealNVP(event_shape=(2, 2, 1), logit_alpha=0.05)
+        RealNVP(data_shape=(2, 2, 1), logit_alpha=0.05)
     with pytest.raises(ValueError, match="logit_alpha"):
-        RealNVP(event_shape=(2, 2, 1), logit_alpha=0.5, num_levels=256)
+        RealNVP(data_shape=(2, 2, 1), logit_alpha=0.5, num_levels=256)
     with pytest.raises(ValueError, match="num_coupling_layers"):
-        RealNVP(event_shape=(2,), num_coupling_layers=0)
+        RealNVP(data_shape=(2,), num_coupling_layers=0)
     with pytest.raises(ValueError, match="hidden_units"):
-        RealNVP(event_shape=(2,), hidden_units=())
+        RealNVP(data_shape=(2,), hidden_units=())
     with pytest.raises(ValueError, match="output_units"):
         CouplingNetwork(output_units=0)
     net = CouplingNetwork(output_units=2)
@@ -137,8 +137,11 @@ def test_methods_check_shapes(trained_reference):
         model.log_prob(np.zeros((3, 3)))
     with pytest.raises(ValueError, match="latents"):
         model.decode(np.zeros((3,)))
-    with pytest.raises(ValueError, match="temperature"):
-        model.sample(2, temperature=0.0)
+    for temperature in (0.0, -1.0, float("inf"), float("nan"), "hot", True):
+        with pytest.raises(ValueError, match="temperature"):
+            model.sample(2, temperature=temperature)
+    with pytest.raises(TypeError):
+        model.sample(2, 0, 1.0)  # Options are keyword-only.
     with pytest.raises(ValueError, match="num_samples"):
         model.sample(0)
 
@@ -199,7 +202,7 @@ def test_log_prob_is_change_of_variables_2d():
 
 def test_image_log_prob_counts_the_logit_jacobian():
     # Two pixels, so the whole data -> latent map has a 2x2 Jacobian.
-    model = _perturb(presets.build_mnist(event_shape=(1, 2, 1), hidden_units=(8,)))
+    model = _perturb(presets.build_mnist(data_shape=(1, 2, 1), hidden_units=(8,)))
     images = np.array([[0, 255], [17, 128], [200, 3]], np.float32).reshape(3, 1, 2, 1)
     images /= 255.0
     y = tf.constant((images.reshape(3, 2) * 255.0 + 0.5) / 256.0)
@@ -237,15 +240,23 @@ def test_image_training_tracks_bits_per_dim(image_flow):
     np.testing.assert_allclose(bpd, losses[-1] / (16 * math.log(2)), rtol=1e-5)
 
 
-def test_sampling_is_seeded(trained_reference, moons):
+def test_temperature_scales_the_latent(trained_reference):
     model, _ = trained_reference
     a = model.sample(500, seed=3)
-    np.testing.assert_array_equal(a, model.sample(500, seed=3))
-    assert a.shape == (500, 2)
-    assert not np.array_equal(model.sample(500, seed=4), a)
-    assert not np.array_equal(model.sample(5), model.sample(5))
+    np.testing.assert_array_equal(a, model.sample(500, seed=3, temperature=1.0))
     cold = model.sample(500, seed=3, temperature=0.5)
     np.testing.assert_allclose(model.encode(cold), 0.5 * model.encode(a), atol=1e-4)
+    hot = model.sample(500, seed=3, temperature=2.0)
+    np.testing.assert_allclose(model.encode(hot), 2.0 * model.encode(a), atol=1e-4)
+    # One trace serves every temperature (a tensor input of the sampler).
+    sampler = model.traced_function(("sample",), None)
+    assert sampler.experimental_get_tracing_count() == 1
+
+
+def test_trained_samples_lie_on_the_data(trained_reference, moons):
+    model, _ = trained_reference
+    a = model.sample(500, seed=3)
+    assert a.shape == (500, 2)
     # Trained samples lie where the data is, not spread like N(0, I).
     assert model.log_prob(a).mean() > model.log_prob(np.random.randn(500, 2)).mean() + 1.0
     assert np.abs(a.mean(0) - moons.mean(0)).max() < 0.25
@@ -256,7 +267,6 @@ def test_image_samples_are_images(image_flow):
     images = model.sample(6, seed=0)
     assert images.shape == (6, *IMAGE_SHAPE)
     assert images.min() >= 0.0 and images.max() <= 1.0
-    np.testing.assert_array_equal(images, model.sample(6, seed=0))
 
 
 def test_evaluation_reports_the_true_entropy(trained_reference):
@@ -287,50 +297,32 @@ def test_image_evaluation_reports_bits_per_dim(image_flow):
 
 
 # ----------------------------------------------------------------------
-# Saving and exports.
+# Serving signatures (the contract suite checks them against `sample` and
+# TF Lite; here: the flow's own signatures answer like its methods).
 # ----------------------------------------------------------------------
-def test_keras_file_round_trip(trained_reference, image_flow, tmp_path):
-    for model, x in (
-        (trained_reference[0], np.random.default_rng(0).standard_normal((8, 2))),
-        (image_flow[0], _quantised_images(4, seed=9)),
-    ):
-        path = str(tmp_path / f"{model.data_kind}.keras")
-        model.save(path)
-        restored = keras.saving.load_model(path, safe_mode=True)
-        assert isinstance(restored, RealNVP)
-        np.testing.assert_array_equal(restored.log_prob(x), model.log_prob(x))
-        np.testing.assert_array_equal(restored.sample(3, seed=1), model.sample(3, seed=1))
-
-
 @pytest.mark.parametrize("which", ["points", "image"])
-def test_exports_serve_the_same_model(which, trained_reference, image_flow, tmp_path):
+def test_serving_signatures_answer_like_the_methods(which, trained_reference, image_flow):
     model = trained_reference[0] if which == "points" else image_flow[0]
-    report = export.export_and_verify(model, str(tmp_path), name="flow")
-    assert report["signatures"] == ["decode", "encode", "log_prob", "sample"]
-    assert set(report["tflite_max_abs_diff"]) == {"decode", "log_prob"}
-    assert max(report["tflite_max_abs_diff"].values()) <= model.tflite_tolerance
-
-    # export_and_verify called every signature twice in a fresh TF-only
-    # process; here the same SavedModel answers like the model.
-    loaded = tf.saved_model.load(report["savedmodel"])
+    assert model.default_export_name == ("flow-points" if which == "points" else "flow")
+    endpoints = model.serving_endpoints()
+    assert sorted(endpoints) == ["decode", "encode", "log_prob", "sample"]
+    assert sorted(model.tflite_endpoints()) == ["decode", "log_prob"]
+    inputs = {
+        name: [spec.name for spec in fn.input_signature] for name, fn in endpoints.items()
+    }
+    assert inputs == {
+        "sample": ["num_samples", "seed"],  # No temperature: served at 1.0.
+        "log_prob": ["x"],
+        "encode": ["x"],
+        "decode": ["latents"],
+    }
     requests = model.signature_examples()
-    served = loaded.signatures["sample"](
-        num_samples=tf.constant(3), seed=tf.constant([7, 8])
-    )
-    np.testing.assert_allclose(
-        served["samples"].numpy(), model.sample(3, seed=[7, 8]), atol=1e-5
-    )
-    x = requests["log_prob"]["x"]
-    served = loaded.signatures["log_prob"](x=tf.constant(x))
+    x, latents = requests["log_prob"]["x"], requests["decode"]["latents"]
+    served = endpoints["log_prob"](x=tf.constant(x))
     np.testing.assert_allclose(served["log_prob"].numpy(), model.log_prob(x), atol=1e-4)
-    served = loaded.signatures["encode"](x=tf.constant(x))
+    served = endpoints["encode"](x=tf.constant(x))
     np.testing.assert_allclose(served["latents"].numpy(), model.encode(x), atol=1e-5)
-    latents = requests["decode"]["latents"]
-    served = loaded.signatures["decode"](latents=tf.constant(latents))
+    served = endpoints["decode"](latents=tf.constant(latents))
     np.testing.assert_allclose(served["samples"].numpy(), model.decode(latents), atol=1e-5)
-
-    request = export.predict_request("flow", "log_prob", {"x": x})
-    outputs = export.run_predict_request(loaded, request)
-    np.testing.assert_allclose(outputs["log_prob"], model.log_prob(x), atol=1e-4)
-    lite = export.run_tflite(report["tflite"], "decode", {"latents": latents[:1]})
-    np.testing.assert_allclose(lite["samples"], model.decode(latents[:1]), atol=1e-4)
+    lite = model.tflite_endpoints(batch_size=1)["decode"](tf.constant(latents[:1]))
+    np.testing.assert_allclose(lite["samples"].numpy(), model.decode(latents[:1]), atol=1e-5)
