@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import keras_genmodels  # noqa: E402
 from benchmarks import command_line  # noqa: E402
 from keras_genmodels import data, plotting, presets  # noqa: E402
-from keras_genmodels.evaluation import mode_coverage  # noqa: E402
+from keras_genmodels.evaluation import mode_coverage, registry  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 NAME = "gan_mode_coverage"
@@ -76,7 +76,7 @@ def run(dataset, preset_name, steps, batch_size, seed, trace_every):
     _, spec = presets.get_preset("gan", preset_name)
     batch_size = batch_size or spec.batch_size
     keras.utils.set_random_seed(seed)
-    model = keras_genmodels.build("gan", preset_name, input_shape=(2,), seed=seed)
+    model = keras_genmodels.build("gan", preset_name, data_shape=(2,), seed=seed)
     train = data.load(dataset, "train")
     steps_per_epoch = math.ceil(int(train.cardinality()) / batch_size)
     epochs = max(1, math.ceil((steps or spec.train_steps) / steps_per_epoch))
@@ -86,7 +86,8 @@ def run(dataset, preset_name, steps, batch_size, seed, trace_every):
               callbacks=[trace])
     seconds = time.perf_counter() - start - trace.excluded
     test = data.load(dataset, "test")
-    metrics = model.evaluation_metrics(test, dataset_name=dataset, num_samples=2_500, seed=seed)
+    metrics = model.evaluation_metrics(test, seed=seed)
+    metrics.update(registry.toy_figures(model, test, dataset, num_samples=2_500, seed=seed))
     samples = model.sample(2_500, seed=seed)
     reference = np.stack(list(test.take(2_500).as_numpy_iterator()))
     picture = os.path.join(RESULTS, f"{NAME}_{re.sub(r'[^A-Za-z0-9]+', '_', dataset)}.png")

@@ -127,7 +127,7 @@ def _discriminator_inputs(data_shape, num_classes):
 
 def mlp_generator(
     latent_dim=100,
-    output_shape=(28, 28, 1),
+    data_shape=(28, 28, 1),
     hidden_units=(256, 512, 1024),
     activation="relu",
     output_activation="sigmoid",
@@ -142,7 +142,7 @@ def mlp_generator(
 
     Args:
         latent_dim: Size of the latent input.
-        output_shape: Shape of one generated example, e.g. `(28, 28, 1)` or
+        data_shape: Shape of one generated example, e.g. `(28, 28, 1)` or
             `(2,)`.
         hidden_units: Width of each hidden Dense layer.
         activation: Activation of the hidden layers.
@@ -162,19 +162,19 @@ def mlp_generator(
     generator.count_params()  # 1486352
     ```
     """
-    output_shape = _check_shape(output_shape, "output_shape")
+    data_shape = _check_shape(data_shape, "data_shape")
     hidden_units = _check_units(hidden_units, "hidden_units")
     num_classes = _check_num_classes(num_classes)
     inputs, x = _generator_inputs(latent_dim, num_classes, embedding_dim)
     for units in hidden_units:
         x = layers.Dense(units, activation=activation)(x)
-    x = layers.Dense(math.prod(output_shape), activation=output_activation)(x)
-    outputs = layers.Reshape(output_shape)(x)
+    x = layers.Dense(math.prod(data_shape), activation=output_activation)(x)
+    outputs = layers.Reshape(data_shape)(x)
     return keras.Model(inputs, outputs, name="generator")
 
 
 def mlp_discriminator(
-    input_shape=(28, 28, 1),
+    data_shape=(28, 28, 1),
     hidden_units=(512, 256),
     activation="relu",
     output_activation="sigmoid",
@@ -187,7 +187,7 @@ def mlp_discriminator(
     -> Dense(256, relu) -> Dense(1, sigmoid)`, 533,505 parameters.
 
     Args:
-        input_shape: Shape of one example.
+        data_shape: Shape of one example.
         hidden_units: Width of each hidden Dense layer.
         activation: Activation of the hidden layers (e.g. `"leaky_relu"`).
         output_activation: `"sigmoid"` for probabilities, `None` for logits
@@ -202,7 +202,7 @@ def mlp_discriminator(
     Returns:
         A functional `keras.Model` from `data` (and `labels`) to `(batch, 1)`.
     """
-    input_shape = _check_shape(input_shape, "input_shape")
+    data_shape = _check_shape(data_shape, "data_shape")
     hidden_units = _check_units(hidden_units, "hidden_units")
     num_classes = _check_num_classes(num_classes)
     if pack != 1 and num_classes is not None:
@@ -210,7 +210,7 @@ def mlp_discriminator(
             f"`pack` > 1 needs an unconditional discriminator. Received: pack={pack}, "
             f"num_classes={num_classes}"
         )
-    inputs, x, labels = _discriminator_inputs(input_shape, num_classes)
+    inputs, x, labels = _discriminator_inputs(data_shape, num_classes)
     x = layers.Flatten()(x)
     if pack != 1:
         x = PackExamples(pack)(x)
@@ -221,7 +221,7 @@ def mlp_discriminator(
 
 def dcgan_generator(
     latent_dim=64,
-    image_shape=(28, 28, 1),
+    data_shape=(28, 28, 1),
     filters=(128, 64),
     num_classes=None,
     embedding_dim=16,
@@ -235,7 +235,7 @@ def dcgan_generator(
 
     Args:
         latent_dim: Size of the latent input.
-        image_shape: `(height, width, channels)`; height and width must be
+        data_shape: `(height, width, channels)`; height and width must be
             multiples of `2 ** len(filters)` (28 and 32 work with 2 filters).
         filters: Channels of the feature maps, coarsest first.
         num_classes: If set, the generator also takes int `labels`.
@@ -247,14 +247,14 @@ def dcgan_generator(
     Example:
 
     ```python
-    generator = dcgan_generator(image_shape=(32, 32, 3))
+    generator = dcgan_generator(data_shape=(32, 32, 3))
     ```
     """
     filters = _check_units(filters, "filters")
-    image_shape = _check_shape(image_shape, "image_shape", 2 ** len(filters), rank=3)
+    data_shape = _check_shape(data_shape, "data_shape", 2 ** len(filters), rank=3)
     num_classes = _check_num_classes(num_classes)
     scale = 2 ** len(filters)
-    base = (image_shape[0] // scale, image_shape[1] // scale, filters[0])
+    base = (data_shape[0] // scale, data_shape[1] // scale, filters[0])
     inputs, x = _generator_inputs(latent_dim, num_classes, embedding_dim)
     x = layers.Dense(math.prod(base), use_bias=False)(x)
     # Statistics of the global batch under a `tf.distribute` strategy, so a
@@ -267,12 +267,12 @@ def dcgan_generator(
         x = layers.BatchNormalization(synchronized=True)(x)
         x = layers.ReLU()(x)
     outputs = layers.Conv2DTranspose(
-        image_shape[-1], 4, strides=2, padding="same", activation="sigmoid"
+        data_shape[-1], 4, strides=2, padding="same", activation="sigmoid"
     )(x)
     return keras.Model(inputs, outputs, name="generator")
 
 
-def dcgan_discriminator(image_shape=(28, 28, 1), filters=(64, 128), num_classes=None):
+def dcgan_discriminator(data_shape=(28, 28, 1), filters=(64, 128), num_classes=None):
     """A DCGAN discriminator: stride-2 convolutions with LeakyReLU, a logit.
 
     Per filter count a 4x4 stride-2 `Conv2D -> LeakyReLU(0.2)`, then Flatten
@@ -280,7 +280,7 @@ def dcgan_discriminator(image_shape=(28, 28, 1), filters=(64, 128), num_classes=
     penalties are well defined per example).
 
     Args:
-        image_shape: `(height, width, channels)`.
+        data_shape: `(height, width, channels)`.
         filters: Channels of each convolution.
         num_classes: If set, the discriminator also takes int `labels`
             (projection head).
@@ -290,9 +290,9 @@ def dcgan_discriminator(image_shape=(28, 28, 1), filters=(64, 128), num_classes=
         `(batch, 1)`.
     """
     filters = _check_units(filters, "filters")
-    image_shape = _check_shape(image_shape, "image_shape", rank=3)
+    data_shape = _check_shape(data_shape, "data_shape", rank=3)
     num_classes = _check_num_classes(num_classes)
-    inputs, x, labels = _discriminator_inputs(image_shape, num_classes)
+    inputs, x, labels = _discriminator_inputs(data_shape, num_classes)
     for f in filters:
         x = layers.Conv2D(f, 4, strides=2, padding="same")(x)
         x = layers.LeakyReLU(0.2)(x)

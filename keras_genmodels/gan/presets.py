@@ -16,12 +16,12 @@ def _compiled(model, learning_rate, beta_1=0.5, beta_2=0.999, **compile_kwargs):
     return model
 
 
-def build_reference(input_shape=(28, 28, 1), latent_dim=100, learning_rate=2e-4, **kwargs):
+def build_reference(data_shape=(28, 28, 1), latent_dim=100, learning_rate=2e-4, **kwargs):
     """The seed GAN: MLP generator (1,486,352 parameters) and sigmoid MLP
     discriminator (533,505 parameters) on 28x28x1, non-saturating loss.
 
     Args:
-        input_shape: Image shape.
+        data_shape: Image shape.
         latent_dim: Latent size.
         learning_rate: Adam learning rate of both players (`beta_1=0.5`).
         **kwargs: Passed to `GAN` (`ema_decay`, `seed`).
@@ -29,14 +29,14 @@ def build_reference(input_shape=(28, 28, 1), latent_dim=100, learning_rate=2e-4,
     Returns:
         A compiled `GAN`.
     """
-    generator = networks.mlp_generator(latent_dim, input_shape)
-    discriminator = networks.mlp_discriminator(input_shape)
+    generator = networks.mlp_generator(latent_dim, data_shape)
+    discriminator = networks.mlp_discriminator(data_shape)
     model = GAN(generator, discriminator, latent_dim, from_logits=False, **kwargs)
     return _compiled(model, learning_rate)
 
 
 def build_dcgan(
-    input_shape=(28, 28, 1),
+    data_shape=(28, 28, 1),
     latent_dim=64,
     num_classes=None,
     learning_rate=4e-4,
@@ -54,7 +54,7 @@ def build_dcgan(
     same as a generator twice as wide at 60% of its time.
 
     Args:
-        input_shape: Image shape; height and width multiples of 4.
+        data_shape: Image shape; height and width multiples of 4.
         latent_dim: Latent size.
         num_classes: Set for a class-conditional model (e.g. 10 on MNIST).
         learning_rate: Adam learning rate of both players (`beta_1=0.5`).
@@ -69,10 +69,10 @@ def build_dcgan(
         A compiled `GAN`.
     """
     generator = networks.dcgan_generator(
-        latent_dim, input_shape, generator_filters, num_classes=num_classes
+        latent_dim, data_shape, generator_filters, num_classes=num_classes
     )
     discriminator = networks.dcgan_discriminator(
-        input_shape, discriminator_filters, num_classes=num_classes
+        data_shape, discriminator_filters, num_classes=num_classes
     )
     model = GAN(
         generator, discriminator, latent_dim, num_classes=num_classes, ema_decay=ema_decay,
@@ -82,7 +82,7 @@ def build_dcgan(
 
 
 def build_mlp2d(
-    input_shape=(2,),
+    data_shape=(2,),
     latent_dim=2,
     hidden_units=(256, 256, 256),
     learning_rate=1e-3,
@@ -102,7 +102,7 @@ def build_mlp2d(
     samples within 3 sigma of a centre after 10,000 steps.
 
     Args:
-        input_shape: Point shape, `(2,)`.
+        data_shape: Point shape, `(2,)`.
         latent_dim: Latent size.
         hidden_units: Hidden widths of both networks.
         learning_rate: Adam learning rate of both players.
@@ -116,10 +116,10 @@ def build_mlp2d(
         A compiled `GAN`.
     """
     generator = networks.mlp_generator(
-        latent_dim, input_shape, hidden_units, output_activation=None
+        latent_dim, data_shape, hidden_units, output_activation=None
     )
     discriminator = networks.mlp_discriminator(
-        input_shape, hidden_units, activation="leaky_relu", output_activation=None, pack=pack
+        data_shape, hidden_units, activation="leaky_relu", output_activation=None, pack=pack
     )
     model = GAN(generator, discriminator, latent_dim, ema_decay=ema_decay, **kwargs)
     return _compiled(model, learning_rate, loss=loss, r1_weight=r1_weight)
@@ -135,7 +135,7 @@ PRESETS = {
         dataset="mnist",
         train_steps=3_000,
         batch_size=128,
-        data_shape_argument="input_shape",
+        data_shape_argument="data_shape",
     ),
     "dcgan": Preset(
         description="DCGAN, hinge loss, generator EMA, for 28x28 or 32x32 images (the default).",
@@ -143,7 +143,7 @@ PRESETS = {
         dataset="mnist",
         train_steps=3_000,
         batch_size=64,
-        data_shape_argument="input_shape",
+        data_shape_argument="data_shape",
     ),
     "mlp2d": Preset(
         description=(
@@ -154,7 +154,7 @@ PRESETS = {
         dataset="grid25",
         train_steps=10_000,
         batch_size=256,
-        data_shape_argument="input_shape",
+        data_shape_argument="data_shape",
     ),
 }
 DEFAULT_PRESET = "dcgan"

@@ -14,7 +14,7 @@ from keras_genmodels.autoregressive import tokenizer
 from keras_genmodels.autoregressive.rnn import RNNAutoregressive
 from keras_genmodels.autoregressive.transformer import TransformerLM
 from keras_genmodels.data import toy2d
-from keras_genmodels.evaluation import classifier_fid
+from keras_genmodels.evaluation import classifier_fid, registry
 from keras_genmodels.vae import networks
 from keras_genmodels.vae.model import VAE
 
@@ -84,9 +84,9 @@ def test_diffusion_compares_more_samples_than_test_points(capsys):
 
 def test_packed_gan_scores_a_test_set_smaller_than_a_batch(capsys):
     model = presets.build("gan", "mlp2d", hidden_units=(8,), pack=2, seed=0)
-    metrics = model.evaluation_metrics(_moons(9), dataset_name="ring8", num_samples=100)
-    # One batch of 4 whole packs of 2; mode coverage of 100 samples.
-    assert metrics["num_test_examples"] == 8 and metrics["num_samples"] == 100
+    metrics = registry.evaluate(model, _moons(9), "ring8")
+    # One batch of 4 whole packs of 2; mode coverage of 2,500 samples.
+    assert metrics["num_test_examples"] == 8 and metrics["num_samples"] == 2500
     assert np.isfinite(metrics["d_loss"]) and np.isfinite(metrics["data_log_likelihood"])
     lines = _lines(capsys)
     assert lines[0] == "GAN losses and discriminator accuracy on 9 test examples"

@@ -1,4 +1,9 @@
-"""Tests of the GAN exports: SavedModel in a fresh process, TF Lite, TF Serving requests."""
+"""Tests of the GAN exports: signature names, `labels` inputs, limits, bad requests.
+
+The checks every preset gets (SavedModel in a fresh process equals `sample`,
+TF Lite parity, `.keras` round trip) are in tests/test_contract.py; these
+cover what only the GAN has: the `labels` input of class-conditional models.
+"""
 
 import time
 
@@ -33,41 +38,38 @@ def image_gan():
     return model
 
 
-def test_points_gan_export(points_gan, tmp_path):
-    report = export.export_and_verify(points_gan, str(tmp_path), name="gan2d")
-    assert report["signatures"] == ["generate", "sample"]
-    assert report["savedmodel"].endswith("gan2d/1")
-    assert report["tflite_max_abs_diff"]["generate"] <= points_gan.tflite_tolerance
-    assert export.tflite_signatures(report["tflite"]) == ["generate"]
-    # Same seed, same samples: in Python and in the SavedModel (through a
-    # TF Serving PredictRequest).
-    request = export.predict_request("gan2d", "sample", {
-        "num_samples": np.int32(5), "seed": np.array([4, 2], np.int32)})
-    served = export.run_predict_request(report["savedmodel"], request)
-    np.testing.assert_allclose(served["samples"], points_gan.sample(5, seed=[4, 2]), atol=1e-6)
-    latents = np.random.default_rng(1).standard_normal((1, 3)).astype("float32")
-    lite = export.run_tflite(report["tflite"], "generate", {"latents": latents})
-    np.testing.assert_allclose(lite["samples"], points_gan.generate(latents), atol=1e-5)
+def test_signatures_inputs_and_output_names(points_gan, image_gan):
+    for model, extra, output in ((points_gan, [], "samples"), (image_gan, ["labels"], "images")):
+        endpoints = model.serving_endpoints()
+        assert sorted(endpoints) == ["generate", "sample"]
+        sample_inputs = [spec.name for spec in endpoints["sample"].input_signature]
+        assert sample_inputs == ["num_samples", "seed", *extra]
+        generate_inputs = [spec.name for spec in endpoints["generate"].input_signature]
+        assert generate_inputs == ["latents", *extra]
+        examples = model.signature_examples(batch_size=2)
+        assert sorted(examples["sample"]) == sorted(sample_inputs)
+        assert sorted(examples["generate"]) == sorted(generate_inputs)
+        sample = endpoints["sample"](**examples["sample"])
+        assert list(sample) == ["samples"]
+        assert sample["samples"].shape == (3, *model.data_shape)
+        generate = endpoints["generate"](**examples["generate"])
+        assert list(generate) == [output]
+        lite = model.tflite_endpoints(batch_size=2)
+        assert list(lite) == ["generate"]
+        static = [spec.shape.as_list() for spec in lite["generate"].input_signature]
+        assert static == [[2, model.latent_dim]] + [[2]] * len(extra)
+    np.testing.assert_array_equal(image_gan.sample_signature_example()["labels"], [0, 1, 2])
 
 
-def test_conditional_image_gan_export(image_gan, tmp_path):
-    report = export.export_and_verify(image_gan, str(tmp_path), name="cgan")
-    assert report["signatures"] == ["generate", "sample"]
-    loaded = tf.saved_model.load(report["savedmodel"])
-    labels = np.array([2, 0, 1, 2], np.int32)
-    out = loaded.signatures["sample"](
-        num_samples=tf.constant(4), seed=tf.constant([9, 9]), labels=tf.constant(labels)
-    )
+def test_conditional_tflite_generate_takes_labels(image_gan, tmp_path):
+    path = export.export_tflite(image_gan, str(tmp_path / "cgan.tflite"), batch_size=2)
+    assert export.tflite_signatures(path) == ["generate"]
+    latents = np.random.default_rng(1).standard_normal((2, 4)).astype("float32")
+    labels = np.array([2, 0], np.int32)
+    lite = export.run_tflite(path, "generate", {"latents": latents, "labels": labels})
     np.testing.assert_allclose(
-        out["samples"].numpy(), image_gan.sample(4, seed=[9, 9], labels=labels), atol=1e-6
+        lite["images"], image_gan.generate(latents, labels), atol=image_gan.tflite_tolerance
     )
-    latents = np.zeros((1, 4), "float32")
-    lite = export.run_tflite(
-        report["tflite"], "generate", {"latents": latents, "labels": np.array([1], np.int32)}
-    )
-    assert lite["images"].shape == (1, 8, 8, 1)
-    body = export.rest_request_body("sample", {"num_samples": 2, "seed": [1, 2], "labels": [0, 1]})
-    assert '"signature_name": "sample"' in body
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +81,21 @@ def served_cgan(image_gan, tmp_path_factory):
 
 def _call(loaded, signature, **inputs):
     return loaded.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
+
+
+def test_served_sample_takes_the_labels_of_python_sample(image_gan, served_cgan):
+    _, loaded = served_cgan
+    labels = np.array([2, 0, 1, 2], np.int32)
+    out = _call(loaded, "sample", num_samples=np.int32(4), seed=np.array([9, 9], np.int32),
+                labels=labels)
+    np.testing.assert_allclose(
+        out["samples"].numpy(), image_gan.sample(4, seed=[9, 9], labels=labels), atol=1e-6
+    )
+    other = _call(loaded, "sample", num_samples=np.int32(4), seed=np.array([9, 9], np.int32),
+                  labels=np.zeros(4, np.int32))
+    assert not np.allclose(other["samples"].numpy(), out["samples"].numpy())
+    body = export.rest_request_body("sample", {"num_samples": 2, "seed": [1, 2], "labels": [0, 1]})
+    assert '"signature_name": "sample"' in body
 
 
 def test_default_export_names(points_gan, image_gan, served_cgan):
@@ -131,11 +148,11 @@ def test_bad_requests_are_refused_naming_the_input(served_cgan, signature, input
         _call(loaded, signature, **inputs)
 
 
-def test_image_gan_keras_round_trip(image_gan, tmp_path):
+def test_conditional_gan_keeps_its_classes_through_keras(image_gan, tmp_path):
     path = str(tmp_path / "cgan.keras")
     image_gan.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert loaded.uses_labels and loaded.num_classes == 3
     np.testing.assert_array_equal(
-        loaded.sample(6, seed=1), image_gan.sample(6, seed=1)
+        loaded.sample(3, seed=1, labels=2), image_gan.sample(3, seed=1, labels=2)
     )

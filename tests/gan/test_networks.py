@@ -21,7 +21,7 @@ def test_reference_parameter_counts_are_the_seed():
     assert model.discriminator.layers[-1].activation.__name__ == "sigmoid"
     assert model.latent_dim == 100
     assert model.from_logits is False
-    assert model.loss_name == "non_saturating"
+    assert model.loss == "non_saturating"
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 1), (32, 32, 3)])
@@ -55,19 +55,22 @@ def test_network_errors():
         networks.mlp_generator(4, (2,), hidden_units=(8, 0))
     with pytest.raises(ValueError, match="num_classes"):
         networks.mlp_discriminator((2,), num_classes=1)
-    with pytest.raises(ValueError, match="image_shape"):
+    with pytest.raises(ValueError, match=r"data_shape=\(28, 28\)"):
         networks.dcgan_discriminator((28, 28))
+    with pytest.raises(ValueError, match="data_shape"):
+        networks.mlp_generator(4, data_shape=(2, 0))
 
 
 def test_presets_registered():
     assert set(PRESETS) == {"reference", "dcgan", "mlp2d"}
     assert presets.default_preset("gan") == "dcgan"
     name, preset = presets.get_preset("gan")
-    assert name == "dcgan" and preset.data_shape_argument == "input_shape"
-    model = presets.build("gan", "dcgan", input_shape=(32, 32, 3))
+    assert name == "dcgan"
+    assert {p.data_shape_argument for p in PRESETS.values()} == {"data_shape"}
+    model = presets.build("gan", "dcgan", data_shape=(32, 32, 3))
     assert model.data_shape == (32, 32, 3) and model.data_kind == "image"
     assert model.ema_generator is not None
-    points = presets.build("gan", "mlp2d", input_shape=(2,))
+    points = presets.build("gan", "mlp2d", data_shape=(2,))
     assert points.data_kind == "points" and points.compiled
 
 
