@@ -90,11 +90,13 @@ class WeightAverage:
         Args:
             step: The optimizer's iteration count (used by the warm-up).
         """
-        decay = self.decay_at(step)
+        # A constant decay stays a Python float, so `1 - decay` is computed
+        # in float64 and rounded once, as the GAN always did.
+        decay = self.decay_at(step) if self.warmup else self.decay
         for average, weight in zip(self.average.weights, self.network.weights):
             value = tf.cast(weight, average.dtype)
             if weight.trainable or self.non_trainable == "average":
-                rate = tf.cast(decay, average.dtype)
+                rate = decay if not self.warmup else tf.cast(decay, average.dtype)
                 average.assign(rate * average + (1.0 - rate) * value)
             else:
                 average.assign(value)
