@@ -417,9 +417,16 @@ class GenerativeModel(TrainingStep, keras.Model):
             config[name] = getattr(self, name)
         return config
 
+    #: `{old argument name: new name}` of renamed constructor arguments, so
+    #: `.keras` files written before a rename still load.
+    renamed_config_arguments = {}
+
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        for old, new in cls.renamed_config_arguments.items():
+            if old in config:
+                config.setdefault(new, config.pop(old))
         for name in cls.nested_networks:
             config[name] = keras.saving.deserialize_keras_object(config[name])
         return cls(**config)

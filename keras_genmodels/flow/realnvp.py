@@ -91,6 +91,7 @@ class RealNVP(FlowModel):
         "logit_alpha",
         "num_levels",
     )
+    renamed_config_arguments = {"event_shape": "data_shape"}
 
     def __init__(
         self,

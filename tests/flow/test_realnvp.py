@@ -326,3 +326,13 @@ def test_serving_signatures_answer_like_the_methods(which, trained_reference, im
     np.testing.assert_allclose(served["samples"].numpy(), model.decode(latents), atol=1e-5)
     lite = model.tflite_endpoints(batch_size=1)["decode"](tf.constant(latents[:1]))
     np.testing.assert_allclose(lite["samples"].numpy(), model.decode(latents[:1]), atol=1e-5)
+
+
+def test_a_config_written_before_the_data_shape_rename_still_loads():
+    model = keras_genmodels.build("flow", "reference", seed=0)
+    config = model.get_config()
+    config["event_shape"] = config.pop("data_shape")  # As files before the rename.
+    old = RealNVP.from_config(config)
+    assert old.data_shape == (2,)
+    old.set_weights(model.get_weights())
+    np.testing.assert_array_equal(old.sample(4, seed=1), model.sample(4, seed=1))
