@@ -27,7 +27,7 @@ def main():
     _, preset = get_preset("diffusion", args.preset)
     train = data.load(args.dataset, "train")
     model = keras_genmodels.build(
-        "diffusion", args.preset, **{preset.data_shape_argument: train.element_spec.shape}
+        "diffusion", args.preset, data_shape=train.element_spec.shape
     )
     model.fit(model.prepare_dataset(train, preset.batch_size), epochs=args.epochs)
 

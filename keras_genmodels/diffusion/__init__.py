@@ -2,7 +2,8 @@
 
 Modules: `schedules` (betas), `gaussian` (the process: `q_sample`, posterior,
 samplers), `layers` (time embedding), `mlp` and `unet` (noise predictors),
-`ddpm` (the `DDPM` model) and `presets`.
+`ddpm` (the `DDPM` model), `serving` (its exported signatures), `evaluation`
+(its own held-out figures) and `presets`.
 """
 
 from keras_genmodels.diffusion.ddpm import DDPM

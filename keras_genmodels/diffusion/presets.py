@@ -43,12 +43,7 @@ def build_mlp2d(
     Returns:
         A compiled `DDPM`.
     """
-    data_shape = _shape(data_shape)
-    if len(data_shape) != 1:
-        raise ValueError(
-            f"`mlp2d` takes vectors of shape (d,). Received: data_shape={data_shape}"
-        )
-    network = mlp_denoiser(data_shape[0], hidden_units, num_layers)
+    network = mlp_denoiser(_shape(data_shape), hidden_units, num_layers)
     model = DDPM(network, timesteps=timesteps, schedule=schedule, ema_decay=ema_decay, **kwargs)
     return _compiled(model, learning_rate)
 

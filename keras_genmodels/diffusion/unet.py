@@ -45,7 +45,7 @@ def _attention_block(x, groups, num_heads, name):
 
 
 def unet(
-    image_shape=(28, 28, 1),
+    data_shape=(28, 28, 1),
     base_filters=32,
     channel_multipliers=(1, 2, 2),
     num_res_blocks=1,
@@ -70,7 +70,7 @@ def unet(
         NeurIPS 2020.
 
     Args:
-        image_shape: `(height, width, channels)`; height and width must be
+        data_shape: `(height, width, channels)`; height and width must be
             multiples of `2 ** (len(channel_multipliers) - 1)`.
         base_filters: Filters of the first level; a multiple of `groups`.
         channel_multipliers: Filter multiplier of each resolution level.
@@ -90,13 +90,13 @@ def unet(
     network = unet((28, 28, 1), base_filters=32)
     ```
     """
-    image_shape = tuple(image_shape)
-    if len(image_shape) != 3 or any(
-        not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in image_shape
+    data_shape = tuple(data_shape)
+    if len(data_shape) != 3 or any(
+        not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in data_shape
     ):
         raise ValueError(
-            "`image_shape` must be (height, width, channels) of positive ints. "
-            f"Received: image_shape={image_shape}"
+            "`data_shape` must be (height, width, channels) of positive ints. "
+            f"Received: data_shape={data_shape}"
         )
     base_filters = check_positive_int(base_filters, "base_filters")
     num_res_blocks = check_positive_int(num_res_blocks, "num_res_blocks")
@@ -104,10 +104,10 @@ def unet(
     if not channel_multipliers:
         raise ValueError("`channel_multipliers` must not be empty. Received: ()")
     factor = 2 ** (len(channel_multipliers) - 1)
-    if image_shape[0] % factor or image_shape[1] % factor:
+    if data_shape[0] % factor or data_shape[1] % factor:
         raise ValueError(
             f"Height and width must be multiples of {factor} for "
-            f"{len(channel_multipliers)} levels. Received: image_shape={image_shape}"
+            f"{len(channel_multipliers)} levels. Received: data_shape={data_shape}"
         )
     for m in channel_multipliers:
         if (base_filters * m) % groups:
@@ -119,7 +119,7 @@ def unet(
     if not 0 <= dropout < 1:
         raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
 
-    x_t = keras.Input(image_shape, name="x_t")
+    x_t = keras.Input(data_shape, name="x_t")
     t = keras.Input((), dtype="int32", name="t")
     emb_dim = 4 * base_filters
     emb = SinusoidalEmbedding(base_filters, name="time_embedding")(t)
@@ -161,6 +161,6 @@ def unet(
     h = FastGroupNormalization(groups, name="output_norm")(h)
     h = layers.Activation("silu", name="output_silu")(h)
     outputs = layers.Conv2D(
-        image_shape[-1], 3, padding="same", name="noise", dtype="float32"
+        data_shape[-1], 3, padding="same", name="noise", dtype="float32"
     )(h)
     return keras.Model([x_t, t], outputs, name="unet")

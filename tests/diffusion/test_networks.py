@@ -63,7 +63,7 @@ def test_fast_group_normalization_other_axis_falls_back_to_keras():
 
 
 def test_mlp_denoiser_parameter_count_and_shape():
-    network = mlp_denoiser(data_dim=2, hidden_units=256, num_layers=3, embedding_dim=64)
+    network = mlp_denoiser(data_shape=(2,), hidden_units=256, num_layers=3, embedding_dim=64)
     # time MLP 64*256+256 + 256*256+256, input 2*256+256, 3 hidden 256*256+256,
     # output 256*2+2.
     expected = (64 * 256 + 256) + (256 * 256 + 256) + (2 * 256 + 256)
@@ -71,6 +71,12 @@ def test_mlp_denoiser_parameter_count_and_shape():
     assert network.count_params() == expected == 281_090
     out = network([np.zeros((5, 2), "float32"), np.arange(5, dtype="int32")])
     assert tuple(out.shape) == (5, 2)
+
+
+@pytest.mark.parametrize("data_shape", [(28, 28, 1), (0,)])
+def test_mlp_denoiser_takes_one_positive_vector_size(data_shape):
+    with pytest.raises(ValueError, match="data_shape"):
+        mlp_denoiser(data_shape=data_shape)
 
 
 def _conv(k, cin, cout):
@@ -135,8 +141,8 @@ def test_mnist_preset_unet_parameter_count():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"image_shape": (28, 28)}, "image_shape"),
-        ({"image_shape": (30, 30, 1), "channel_multipliers": (1, 2, 2)}, "multiples of 4"),
+        ({"data_shape": (28, 28)}, "data_shape"),
+        ({"data_shape": (30, 30, 1), "channel_multipliers": (1, 2, 2)}, "multiples of 4"),
         ({"base_filters": 12, "groups": 8}, "multiple of `groups`"),
         ({"dropout": 1.0}, "dropout"),
         ({"channel_multipliers": ()}, "channel_multipliers"),
