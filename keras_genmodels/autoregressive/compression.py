@@ -2,7 +2,7 @@
 
 `compress` codes every byte of a text with the probabilities a byte-level
 language model gives it (the windows of
-`dynamic_evaluation.frame_layout`), optionally learning from each segment
+`keras_genmodels.autoregressive.frames`), optionally learning from each segment
 after coding it, as `dynamic_evaluation.dynamic_nll` scores it;
 `decompress` repeats the same predictions and updates on the bytes it has
 decoded so far and recovers the text. The compressed size is then a
@@ -27,7 +27,12 @@ import struct
 import numpy as np
 import tensorflow as tf
 
-from keras_genmodels.autoregressive import arithmetic_coding, dynamic_evaluation, tokenizer
+from keras_genmodels.autoregressive import (
+    arithmetic_coding,
+    dynamic_evaluation,
+    frames,
+    tokenizer,
+)
 
 _HEADER = struct.Struct(">I")
 
@@ -74,7 +79,7 @@ def compress(model, tokens, learning_rate=0.0, stride=None):
         raise ValueError(f"Texts up to 2**32 - 1 bytes. Received {len(tokens)} bytes.")
     size = int(model.context_length)
     stride = dynamic_evaluation.check_arguments(learning_rate, stride, size)
-    windows, scored, valid = dynamic_evaluation.frames(tokens, size, stride)
+    windows, scored, valid = frames.numpy_frames(tokens, size, stride)
     logits_of = _logits_function(model)
     learn = dynamic_evaluation.score_and_learn_function(model, learning_rate)
     encoder = arithmetic_coding.ArithmeticEncoder()
@@ -111,7 +116,7 @@ def decompress(model, data, learning_rate=0.0, stride=None):
         raise ValueError("The header says 0 bytes; `compress` never writes that.")
     size = int(model.context_length)
     stride = dynamic_evaluation.check_arguments(learning_rate, stride, size)
-    starts, scored, valid = dynamic_evaluation.frame_layout(num_tokens, size, stride)
+    starts, scored, valid = frames.numpy_layout(num_tokens, size, stride)
     sequence = np.zeros([starts[-1] + size], "int32")
     sequence[0] = tokenizer.START_TOKEN
     logits_of = _logits_function(model)

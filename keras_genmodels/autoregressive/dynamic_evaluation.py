@@ -30,7 +30,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from keras_genmodels.autoregressive import tokenizer
+from keras_genmodels.autoregressive import frames, tokenizer
 
 DEFAULT_LEARNING_RATE = 0.03
 _LN2 = math.log(2.0)
@@ -71,52 +71,6 @@ def check_arguments(learning_rate, stride, context_length):
             f"{context_length - 1}. Received: stride={stride}"
         )
     return int(stride)
-
-
-def frame_layout(num_tokens, size, stride):
-    """Where the windows of a text of `num_tokens` bytes start, and what they score.
-
-    The text is prefixed with the start token, so it is `num_tokens + 1`
-    long. Window `i` covers positions `[i * stride, i * stride + size)`;
-    window 0 scores all its targets, later windows only their last `stride`,
-    so every byte is scored exactly once and each byte after the first
-    window sees at least `size - 1 - stride` bytes of context. With
-    `stride = size // 2` these are the windows of
-    `TransformerLM.bits_per_char`.
-
-    Args:
-        num_tokens: Bytes in the text (at least 1).
-        size: Window length, the model's `context_length`.
-        stride: Bytes per segment, between 1 and `size - 1`.
-
-    Returns:
-        `(starts (K,) int, scored (K, size - 1) bool, valid (K, size - 1)
-        bool)`: column `c` of window `i` is the target at position
-        `starts[i] + c + 1`, i.e. byte `starts[i] + c` of the text; `valid`
-        marks targets inside the text.
-    """
-    total = num_tokens + 1
-    count = max(1, -(-(total - size) // stride) + 1)
-    starts = np.arange(count) * stride
-    target_index = starts[:, None] + np.arange(1, size)[None, :]
-    valid = target_index < total
-    fresh = np.arange(1, size)[None, :] >= size - stride
-    scored = valid & ((starts == 0)[:, None] | fresh)
-    return starts, scored, valid
-
-
-def frames(tokens, size, stride):
-    """The windows of `frame_layout`, filled with the text (zeros past its end).
-
-    Returns:
-        `(frames (K, size) int32, scored, valid)` as in `frame_layout`.
-    """
-    starts, scored, valid = frame_layout(len(tokens), size, stride)
-    padded = np.zeros([starts[-1] + size], "int32")
-    padded[0] = tokenizer.START_TOKEN
-    padded[1 : len(tokens) + 1] = tokens
-    windows = np.stack([padded[s : s + size] for s in starts])
-    return windows, scored, valid
 
 
 def score_and_learn_function(model, learning_rate):
@@ -190,7 +144,7 @@ def dynamic_nll(model, tokens, learning_rate=DEFAULT_LEARNING_RATE, stride=None)
     tokens = tokenizer.text_ids(tokens, "score")
     size = int(model.context_length)
     stride = check_arguments(learning_rate, stride, size)
-    windows, scored, valid = frames(tokens, size, stride)
+    windows, scored, valid = frames.numpy_frames(tokens, size, stride)
     score_and_learn = score_and_learn_function(model, learning_rate)
     nats = np.full([len(tokens)], np.nan)
     description = (
