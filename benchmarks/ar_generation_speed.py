@@ -5,12 +5,13 @@ Run from the repository root:
     python -m benchmarks.ar_generation_speed [--new-tokens 256] [--presets ...]
 
 For each preset (built with a 512-byte context so that the prompt and 256 new
-tokens fit without the cache's window refill) these loops, each one compiled
-function, generate the same tokens from the same weights (checked):
+tokens fit without the cache's window refill) these loops, the strategies of
+`keras_genmodels.autoregressive.decoding` run by
+`TransformerLM.generate_tokens`, each one compiled function, generate the
+same tokens from the same weights (checked):
 
-- `cached`: `TransformerLM.generate_tokens`, a key/value cache filled from the
-  prompt, one position per new token, the token loop XLA-compiled (the
-  library's default);
+- `cached`: a key/value cache filled from the prompt, one position per new
+  token, the token loop XLA-compiled (the library's default);
 - `cached_graph`: the same loop as a plain `tf.function` graph (no XLA), as
   the exported SavedModel `generate` signature runs it;
 - `full_window`: every new token re-runs the model over the whole
@@ -18,9 +19,8 @@ function, generate the same tokens from the same weights (checked):
   `next_token_logits` signature does), loop and model in a `tf.function`
   graph (TensorFlow's oneDNN kernels);
 - `full_window_xla`: the same, with the window's forward pass XLA-compiled;
-- `prefix`: every new token re-runs the model over the tokens so far
-  (`generate_tokens(use_cache=False)`, a graph; its shapes change every
-  step, so it is not XLA-compiled).
+- `prefix`: every new token re-runs the model over the tokens so far (a
+  graph; its shapes change every step, so it is not XLA-compiled).
 
 Every loop is run once untimed (tracing and XLA compilation), then the
 loops take turns for `--repeats` rounds; each one's best time counts. The
@@ -31,80 +31,41 @@ Prints a table and writes `benchmarks/results/ar_generation_speed.json`.
 """
 
 import argparse
+import functools
 import json
 import os
 
 import numpy as np
-import tensorflow as tf
 
 import keras_genmodels
 from benchmarks import best_times
-from keras_genmodels.autoregressive import sampling, tokenizer
+from keras_genmodels.autoregressive import tokenizer
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "ar_generation_speed.json")
 PROMPT = "def generate(self, prompt):\n"
-
-
-def full_window_generate(model, jit_compile=False):
-    """A compiled loop that runs the whole static window for every token."""
-    size = model.context_length
-    forward = tf.function(model.__call__, jit_compile=True) if jit_compile else model
-
-    @tf.function
-    def generate(prompt, max_new_tokens, temperature, top_k, top_p, seed):
-        batch, length = tf.shape(prompt)[0], tf.shape(prompt)[1]
-        window = tf.pad(prompt, [[0, 0], [0, size - length]])
-        uniform = tf.random.stateless_uniform(
-            tf.stack([max_new_tokens, batch, model.vocab_size]), seed=seed
-        )
-
-        def body(i, window, length, output):
-            logits = forward(window)  # (batch, size, vocab): the whole window.
-            pick = tf.one_hot(length - 1, size)[None, :, None]
-            logits = tf.reduce_sum(logits * pick, axis=1)
-            token = sampling.sample_next(logits, uniform[i], temperature, top_k, top_p)
-            slot = tf.one_hot(length, size, dtype=tf.int32)[None]
-            window = window * (1 - slot) + token[:, None] * slot
-            return i + 1, window, length + 1, output.write(i, token)
-
-        output = tf.TensorArray(tf.int32, size=max_new_tokens)
-        *_, output = tf.while_loop(
-            lambda i, *_: i < max_new_tokens, body, (tf.constant(0), window, length, output)
-        )
-        return tf.transpose(output.stack(), [1, 0])
-
-    def run(prompt_tokens, max_new_tokens, temperature, top_k, seed):
-        return generate(
-            tf.constant(prompt_tokens, tf.int32), tf.constant(max_new_tokens),
-            tf.constant(temperature), tf.constant(top_k), tf.constant(1.0),
-            model.resolve_seed(seed),
-        ).numpy()
-
-    return run
 
 
 def measure(preset, new_tokens, batch_size, repeats):
     model = keras_genmodels.build("ar", preset, context_length=512, seed=0)
     prompt = np.repeat(tokenizer.encode(PROMPT)[None], batch_size, 0)
     kwargs = {"temperature": 1.0, "top_k": 40, "seed": 0}
-    full = full_window_generate(model)
-    full_xla = full_window_generate(model, jit_compile=True)
+    strategies = {
+        "cached": ("cached", True),
+        "cached_graph": ("cached", False),
+        "full_window": ("full_window", False),
+        "full_window_xla": ("full_window", True),
+        "prefix": ("prefix", False),
+    }
     loops = {
-        "cached": lambda n: model.generate_tokens(prompt, n or new_tokens, **kwargs),
-        "cached_graph": lambda n: model.generate_tokens(
-            prompt, n or new_tokens, jit_compile=False, **kwargs
-        ),
-        "full_window": lambda n: full(prompt, n or new_tokens, **kwargs),
-        "full_window_xla": lambda n: full_xla(prompt, n or new_tokens, **kwargs),
-        "prefix": lambda n: model.generate_tokens(
-            prompt, n or new_tokens, use_cache=False, **kwargs
-        ),
+        name: functools.partial(
+            model.generate_tokens, prompt, new_tokens, strategy=strategy,
+            jit_compile=jit_compile, **kwargs,
+        )
+        for name, (strategy, jit_compile) in strategies.items()
     }
     row = {"preset": preset, "parameters": int(model.count_params()), "context_length": 512}
     # The loop length is a tensor: one trace serves every call.
-    seconds, outputs = best_times(
-        {name: (lambda fn=fn: fn(None), None) for name, fn in loops.items()}, repeats
-    )
+    seconds, outputs = best_times({name: (fn, None) for name, fn in loops.items()}, repeats)
     for name in loops:
         row[f"{name}_seconds"] = round(seconds[name], 3)
     baseline = min(row["full_window_seconds"], row["full_window_xla_seconds"])

@@ -17,6 +17,7 @@ import tensorflow as tf
 import keras_genmodels
 from keras_genmodels import export, serving_limits
 from keras_genmodels.autoregressive.rnn import RNNAutoregressive
+from keras_genmodels.autoregressive.rnn_lm import RNNLanguageModel
 from keras_genmodels.autoregressive.transformer import TransformerLM
 
 T = 20  # Diffusion steps of the tiny DDPM.
@@ -28,8 +29,8 @@ BUILDERS = {
         "diffusion", "mlp2d", timesteps=T, hidden_units=8, num_layers=1, seed=0
     ),
     "rnn": lambda: RNNAutoregressive("simple_rnn", units=4, sequence_length=5, seed=0),
-    "rnn-text": lambda: RNNAutoregressive(
-        "gru", units=4, sequence_length=5, vocab_size=256, embedding_dim=4, seed=0
+    "rnn-text": lambda: RNNLanguageModel(
+        "gru", units=4, sequence_length=5, embedding_dim=4, seed=0
     ),
     "transformer": lambda: TransformerLM(
         context_length=8, d_model=8, num_heads=2, num_layers=1, seed=0
@@ -89,6 +90,16 @@ OVERSIZED = [
         {"prompt": np.array(b"ab"), "max_new_tokens": np.int32(4),
          "temperature": np.float32(0.0), "top_k": np.int32(0), "seed": SEED},
         "max_new_tokens",
+    ),
+    (
+        "rnn-text", "sample",
+        {"num_samples": np.int32(2), "seed": SEED, "max_new_tokens": np.int32(3)},
+        "max_new_tokens",
+    ),
+    (
+        "transformer", "sample",
+        {"num_samples": np.int32(2), "seed": SEED, "max_new_tokens": np.int32(3)},
+        "num_samples",
     ),
 ]
 
@@ -279,6 +290,7 @@ def test_signature_limits_table(served):
     assert serving_limits.signature_limits(lm) == {
         "generate": {"max_new_tokens": 1024, "prompt": 16384},
         "next_token_logits": {"batch_size": 64},
+        "sample": {"max_new_tokens": 1024, "num_samples": 64},
         "score": {"text": 16384},
     }
 

@@ -1,8 +1,9 @@
 """Text-in, text-out SavedModel signatures shared by the byte-level models.
 
-Both `TransformerLM` and a byte-mode `RNNAutoregressive` export the same two
-string signatures, so TF Serving answers a REST request with a completion
-or a score and the client never handles token ids.
+Every `ByteLanguageModel` (`TransformerLM`, `RNNLanguageModel`) exports the
+same two string signatures, so TF Serving answers a REST request with a
+completion or a score and the client never handles token ids. (Their third
+text signature, `sample`, is the contract's `sample_endpoint`.)
 """
 
 import numpy as np
@@ -45,7 +46,7 @@ def text_endpoints(generate_tokens, bits_per_char, limits, vocab_size=tokenizer.
 
     ```python
     endpoints = text_endpoints(
-        model._generate_tokens, model._bits_per_char, model.serving_limits.resolve()
+        model._generate_graph, model._bits_per_char, model.serving_limits.resolve()
     )
     endpoints["generate"](tf.constant("def "), 16, 0.0, 0, [1, 2])["text"]
     ```

@@ -34,6 +34,55 @@ def stream_array(dataset, dtype):
     return array.astype(dtype)
 
 
+def check_length(
+    num_values, window, window_name, subject="The stream", unit="elements",
+    needs="training windows need", advice="",
+):
+    """Refuses a stream too short for one window and the element after it.
+
+    Args:
+        num_values: Elements in the stream.
+        window: The model's window (`sequence_length`, `context_length`).
+        window_name: Its argument name, for the message.
+        subject: What the stream is, e.g. `"The text"`.
+        unit: What its elements are, e.g. `"bytes"`.
+        needs: What needs `window + 1` elements.
+        advice: Appended to the message (before its final period).
+
+    Example:
+
+    ```python
+    check_length(10, 16, "context_length", "The text", "bytes")
+    # ValueError: The text has 10 bytes; training windows need
+    # context_length + 1 = 17.
+    ```
+    """
+    if num_values < window + 1:
+        raise ValueError(
+            f"{subject} has {num_values} {unit}; {needs} {window_name} + 1 = "
+            f"{window + 1}{advice}."
+        )
+
+
+def training_pairs(values, window, window_name, stride, shuffle, seed=None, **message):
+    """`(inputs, next-step targets)` windows of `window` elements of a stream.
+
+    Args:
+        values: 1-D numpy array.
+        window: Inputs per window (the windows hold `window + 1` elements).
+        window_name: The model argument `window` comes from, for errors.
+        stride: Spacing of the windows (see `window_dataset`).
+        shuffle: Random offsets (training) or a fixed grid (evaluation).
+        seed: Optional int seed of the random offsets.
+        **message: `subject` and `unit` of `check_length`'s error.
+
+    Returns:
+        A dataset of `(window,)` pairs `(w[:-1], w[1:])`.
+    """
+    check_length(len(values), window, window_name, **message)
+    return next_step_pairs(window_dataset(values, window + 1, stride, shuffle, seed=seed))
+
+
 def window_starts(num_values, length, stride):
     """Start offsets of the non-overlapping (or strided) evaluation windows."""
     if num_values < length:

@@ -12,6 +12,7 @@ import tensorflow as tf
 from keras_genmodels import presets, progress
 from keras_genmodels.autoregressive import tokenizer
 from keras_genmodels.autoregressive.rnn import RNNAutoregressive
+from keras_genmodels.autoregressive.rnn_lm import RNNLanguageModel
 from keras_genmodels.autoregressive.transformer import TransformerLM
 from keras_genmodels.data import toy2d
 from keras_genmodels.evaluation import classifier_fid, registry
@@ -106,7 +107,7 @@ def test_rnn_forecasting_needs_one_full_window(capsys):
     short = tf.data.Dataset.from_tensor_slices(values[:8])
     with pytest.raises(ValueError, match=r"test split has 8 values.*sequence_length \+ 1 = 11"):
         model.evaluation_metrics(short)
-    text_model = RNNAutoregressive("gru", units=4, sequence_length=8, vocab_size=256, seed=0)
+    text_model = RNNLanguageModel("gru", units=4, sequence_length=8, seed=0)
     with pytest.raises(ValueError, match="test text is empty"):
         text_model.evaluation_metrics(tf.data.Dataset.from_tensor_slices(np.zeros([0], "int32")))
 
