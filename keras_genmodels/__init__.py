@@ -23,6 +23,7 @@ with quiet_tensorflow_start():
 
 from keras_genmodels import data, export  # noqa: E402
 from keras_genmodels.autoregressive.rnn import RNNAutoregressive  # noqa: E402
+from keras_genmodels.autoregressive.rnn_lm import RNNLanguageModel  # noqa: E402
 from keras_genmodels.autoregressive.transformer import TransformerLM  # noqa: E402
 from keras_genmodels.base import GenerativeModel  # noqa: E402
 from keras_genmodels.diffusion.ddpm import DDPM  # noqa: E402
@@ -42,6 +43,7 @@ __all__ = [
     "GAN",
     "GenerativeModel",
     "RNNAutoregressive",
+    "RNNLanguageModel",
     "RealNVP",
     "TransformerLM",
     "VAE",

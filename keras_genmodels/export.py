@@ -168,6 +168,9 @@ def export_tflite(model, path, batch_size=1):
     return path
 
 
+#: Suffix of a string output's key in the verifier's `.npz` (hex-encoded).
+_HEX = "#hex"
+
 _VERIFY_SCRIPT = r"""
 import json, sys
 import numpy as np
@@ -191,11 +194,28 @@ for signature, arguments in requests.items():
         np.array_equal(first[name].numpy(), again[name].numpy()) for name in first
     )
     for name, value in first.items():
-        outputs[signature + "/" + name] = value.numpy()
+        array = np.array(value.numpy(), dtype=object if value.dtype == tf.string else None)
+        if value.dtype == tf.string:  # Hex, as 'S' arrays drop trailing NULs.
+            hexed = np.array([b.hex() for b in array.reshape(-1)], dtype=str)
+            outputs[signature + "/" + name + "#hex"] = hexed.reshape(array.shape)
+        else:
+            outputs[signature + "/" + name] = array
 np.savez(outputs_file, **outputs)
 foreign = sorted(m for m in sys.modules if m.split(".")[0] == "keras_genmodels")
 print(json.dumps({"repeatable": repeatable, "foreign": foreign}))
 """
+
+
+def _output_key(key):
+    return key[: -len(_HEX)] if key.endswith(_HEX) else key
+
+
+def _output_array(key, array):
+    """Decodes the verifier's hex-encoded string outputs back to bytes."""
+    if not key.endswith(_HEX):
+        return array
+    decoded = [bytes.fromhex(h) for h in array.reshape(-1)]
+    return np.array(decoded, dtype=object).reshape(array.shape)
 
 
 def _flatten(requests):
@@ -265,7 +285,7 @@ def verify_savedmodel(path, requests, require_all=True, timeout=300):
                 "when loaded; endpoints must be pure TensorFlow."
             )
         with np.load(outputs_file) as data:
-            outputs = _unflatten({k: data[k] for k in data.files})
+            outputs = _unflatten({_output_key(k): _output_array(k, data[k]) for k in data.files})
     not_repeatable = sorted(k for k, same in report["repeatable"].items() if not same)
     if not_repeatable:
         raise RuntimeError(
