@@ -92,7 +92,7 @@ def test_dcgan_batch_norm_mirrored_matches_one_device():
     batches = tf.data.Dataset.from_tensor_slices(_images(32, 8)).batch(8)
     assert_same_update_under_mirrored(
         lambda: keras_genmodels.build(
-            "gan", "dcgan", input_shape=(8, 8, 1), latent_dim=4, generator_filters=(8, 4),
+            "gan", "dcgan", data_shape=(8, 8, 1), latent_dim=4, generator_filters=(8, 4),
             discriminator_filters=(4, 8), seed=0,
         ),
         batches,
