@@ -93,7 +93,15 @@ def tf_only(tmp_path_factory):
 
 
 @pytest.fixture(
-    scope="module", params=PRESETS, ids=[f"{family}/{preset}" for family, preset in PRESETS]
+    scope="module",
+    params=[
+        # One xdist group per preset: under `--dist loadgroup` one worker
+        # trains and exports each preset once for its five checks.
+        pytest.param(case, id=f"{case[0]}/{case[1]}", marks=pytest.mark.xdist_group(
+            f"contract-{case[0]}-{case[1]}"
+        ))
+        for case in PRESETS
+    ],
 )
 def trained(request, tmp_path_factory, tf_only):
     # `tf_only` first: its TensorFlow import overlaps the first training.
