@@ -47,9 +47,9 @@ def _batches(model, spec, batch_size):
 def _build(family, preset, spec, jit, seed=0):
     keras.utils.set_random_seed(seed)
     overrides = {"seed": seed}
-    if spec.data_shape_argument:
+    if spec.adapts_to_data_shape:
         train = data.load(spec.dataset, "train")
-        overrides[spec.data_shape_argument] = tuple(train.element_spec.shape)
+        overrides["data_shape"] = tuple(train.element_spec.shape)
     model = presets.build(family, preset, **overrides)
     model.jit_compile = jit
     return model

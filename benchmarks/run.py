@@ -89,9 +89,9 @@ def _one_batch(model, dataset_name, batch_size):
 def _build(family, preset_name, overrides=None):
     _, spec = presets.get_preset(family, preset_name)
     overrides = dict(overrides or {})
-    if spec.data_shape_argument:
+    if spec.adapts_to_data_shape:
         shape = data.load(spec.dataset, "train").element_spec.shape
-        overrides.setdefault(spec.data_shape_argument, tuple(shape))
+        overrides.setdefault("data_shape", tuple(shape))
     return spec, presets.build(family, preset_name, seed=0, **overrides)
 
 

@@ -31,9 +31,8 @@ class Preset:
             steps; the command turns it into whole epochs of the data set
             (so the default takes about as long on MNIST as on mnist-5k).
         batch_size: Default batch size for the command.
-        data_shape_argument: Name of the builder argument that receives the
-            data's element shape (e.g. `"input_shape"`), or `None` when the
-            model does not adapt to the data's shape.
+        adapts_to_data_shape: Whether the builder takes the shape of one
+            example as `data_shape` (the command passes the loaded data's).
     """
 
     description: str
@@ -41,7 +40,7 @@ class Preset:
     dataset: str
     train_steps: int
     batch_size: int
-    data_shape_argument: str = None
+    adapts_to_data_shape: bool = False
 
 
 def _family_module(family):

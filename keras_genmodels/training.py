@@ -154,8 +154,8 @@ def train_run(args, callbacks=()):
     train = data.load(requested, "train")
     run["dataset"] = getattr(train, "source_name", requested)
     overrides = dict(run["overrides"])
-    if spec.data_shape_argument:
-        overrides.setdefault(spec.data_shape_argument, tuple(train.element_spec.shape))
+    if spec.adapts_to_data_shape:
+        overrides.setdefault("data_shape", tuple(train.element_spec.shape))
     overrides.setdefault("seed", args.seed)
     policy = keras.mixed_precision.global_policy()
     distribute.set_precision(args.mixed_precision)

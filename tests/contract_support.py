@@ -3,7 +3,7 @@
 - `TINY`: constructor overrides that shrink a preset so each contract check
   takes about a second; a preset without an entry is built as it is.
 - `TINY_SHAPES`: the data shape a preset is built for, passed under the
-  preset's own `Preset.data_shape_argument` (never a hard-coded name).
+  one name every family uses, `data_shape`.
 - `synthetic_dataset`: a few examples of the model's data kind, unbatched as
   `keras_genmodels.data.load` yields them.
 - `TensorFlowOnlyProcess`: one long-lived child process that imports only
@@ -90,13 +90,11 @@ def build_tiny(family, preset):
     overrides = {"seed": 0, **TINY.get((family, preset), {})}
     shape = TINY_SHAPES.get((family, preset))
     if shape is not None:
-        argument = spec.data_shape_argument
-        assert argument, (
+        assert spec.adapts_to_data_shape, (
             f"TINY_SHAPES has a shape for {family}/{preset}, whose preset takes "
-            f"no data shape (Preset.data_shape_argument={argument!r})."
+            "no data shape (Preset.adapts_to_data_shape is False)."
         )
-        # The argument's name, or a flag meaning the one name, `data_shape`.
-        overrides[argument if isinstance(argument, str) else "data_shape"] = shape
+        overrides["data_shape"] = shape
     return presets.build(family, preset, **overrides)
 
 

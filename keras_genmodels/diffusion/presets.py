@@ -171,7 +171,7 @@ PRESETS = {
         dataset="moons",
         train_steps=8_000,
         batch_size=256,
-        data_shape_argument="data_shape",
+        adapts_to_data_shape=True,
     ),
     "unet-mnist": Preset(
         description="Small U-Net DDPM (686,769 params), 28x28 digits; 50-step DDIM eta=1 samples.",
@@ -182,7 +182,7 @@ PRESETS = {
         # examples); 5,000 steps took 1,300-1,400 s there.
         train_steps=5_000,
         batch_size=32,
-        data_shape_argument="data_shape",
+        adapts_to_data_shape=True,
     ),
     "unet-32": Preset(
         description="U-Net DDPM for 32x32x3 images (CIFAR-10 sized); needs a GPU.",
@@ -190,7 +190,7 @@ PRESETS = {
         dataset="tfds:cifar10",
         train_steps=200_000,
         batch_size=128,
-        data_shape_argument="data_shape",
+        adapts_to_data_shape=True,
     ),
 }
 DEFAULT_PRESET = "unet-mnist"

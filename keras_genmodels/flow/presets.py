@@ -120,7 +120,7 @@ PRESETS = {
         dataset="moons",
         train_steps=REFERENCE_STEPS,
         batch_size=256,
-        data_shape_argument="data_shape",
+        adapts_to_data_shape=True,
     ),
     "mlp2d": Preset(
         description="16 couplings of 64-64 MLPs for the 2-D toy sets (70,704 params).",
@@ -128,7 +128,7 @@ PRESETS = {
         dataset="ring8:sigma=0.1",
         train_steps=MLP2D_STEPS,
         batch_size=256,
-        data_shape_argument="data_shape",
+        adapts_to_data_shape=True,
     ),
     "mnist": Preset(
         description="Flattened 28x28 images, logit transform, 8 couplings of 256-256 MLPs.",
@@ -136,7 +136,7 @@ PRESETS = {
         dataset="mnist",
         train_steps=MNIST_STEPS,
         batch_size=128,
-        data_shape_argument="data_shape",
+        adapts_to_data_shape=True,
     ),
 }
 DEFAULT_PRESET = "mnist"

@@ -135,7 +135,7 @@ PRESETS = {
         dataset="mnist",
         train_steps=3_000,
         batch_size=128,
-        data_shape_argument="data_shape",
+        adapts_to_data_shape=True,
     ),
     "dcgan": Preset(
         description="DCGAN, hinge loss, generator EMA, for 28x28 or 32x32 images (the default).",
@@ -143,7 +143,7 @@ PRESETS = {
         dataset="mnist",
         train_steps=3_000,
         batch_size=64,
-        data_shape_argument="data_shape",
+        adapts_to_data_shape=True,
     ),
     "mlp2d": Preset(
         description=(
@@ -154,7 +154,7 @@ PRESETS = {
         dataset="grid25",
         train_steps=10_000,
         batch_size=256,
-        data_shape_argument="data_shape",
+        adapts_to_data_shape=True,
     ),
 }
 DEFAULT_PRESET = "dcgan"

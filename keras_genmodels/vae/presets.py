@@ -56,7 +56,7 @@ PRESETS = {
         dataset="mnist",
         train_steps=3_000,
         batch_size=128,
-        data_shape_argument="data_shape",
+        adapts_to_data_shape=True,
     ),
     "conv": Preset(
         description="Convolutional VAE, 16-D latent, for 28x28 or 32x32 images.",
@@ -64,7 +64,7 @@ PRESETS = {
         dataset="mnist",
         train_steps=3_000,
         batch_size=128,
-        data_shape_argument="data_shape",
+        adapts_to_data_shape=True,
     ),
 }
 DEFAULT_PRESET = "conv"

@@ -55,7 +55,7 @@ def test_public_names_registration_and_default_preset():
     name, preset = get_preset("diffusion")
     assert name == "unet-mnist"
     for preset_name in ("mlp2d", "unet-mnist", "unet-32"):
-        assert get_preset("diffusion", preset_name)[1].data_shape_argument == "data_shape"
+        assert get_preset("diffusion", preset_name)[1].adapts_to_data_shape
 
 
 def test_loss_falls_and_only_loss_is_tracked(points_model):

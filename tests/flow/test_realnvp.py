@@ -68,7 +68,7 @@ def test_presets_are_registered():
     assert set(keras_genmodels.list_presets("flow")) == {"reference", "mlp2d", "mnist"}
     for name in ("reference", "mlp2d", "mnist"):
         _, preset = keras_genmodels.presets.get_preset("flow", name)
-        assert preset.data_shape_argument == "data_shape"
+        assert preset.adapts_to_data_shape
     assert keras_genmodels.RealNVP is RealNVP
 
 

@@ -66,7 +66,7 @@ def test_presets_registered():
     assert presets.default_preset("gan") == "dcgan"
     name, preset = presets.get_preset("gan")
     assert name == "dcgan"
-    assert {p.data_shape_argument for p in PRESETS.values()} == {"data_shape"}
+    assert all(p.adapts_to_data_shape for p in PRESETS.values())
     model = presets.build("gan", "dcgan", data_shape=(32, 32, 3))
     assert model.data_shape == (32, 32, 3) and model.data_kind == "image"
     assert model.ema_generator is not None
