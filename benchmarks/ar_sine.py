@@ -17,7 +17,7 @@ import os
 import time
 
 import keras_genmodels
-from keras_genmodels import data
+from keras_genmodels import data, training
 from keras_genmodels.data import sequences
 from keras_genmodels.presets import get_preset
 
@@ -34,7 +34,7 @@ def main():
     steps = args.steps or preset.train_steps
     model = keras_genmodels.build("ar", "reference", seed=args.seed)
     train = model.prepare_dataset(data.load("sine"), preset.batch_size)
-    epochs = max(1, round(steps / int(train.cardinality())))
+    epochs = training.epochs_for_steps(steps, int(train.cardinality()), 1)  # Batches.
     start = time.time()
     model.fit(train, epochs=epochs, verbose=2)
     seconds = time.time() - start

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 import keras_genmodels
-from keras_genmodels import data
+from keras_genmodels import data, training
 from keras_genmodels.presets import get_preset
 
 NAME = "diffusion_mnist"
@@ -65,9 +65,11 @@ def main():
         model = keras.saving.load_model(args.init, safe_mode=True)
     else:
         model = keras_genmodels.build("diffusion", args.preset, seed=0)
-    train = model.prepare_dataset(data.load(args.dataset, "train"), preset.batch_size)
-    steps_per_epoch = int(train.cardinality())
-    epochs = max(1, round(steps / steps_per_epoch))
+    unbatched = data.load(args.dataset, "train")
+    train = model.prepare_dataset(unbatched, preset.batch_size)
+    epochs = training.epochs_for_steps(
+        steps, training.count_examples(unbatched), preset.batch_size
+    )
     start = time.time()
     history = model.fit(train, epochs=epochs, verbose=2)
     train_seconds = time.time() - start

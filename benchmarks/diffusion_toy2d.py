@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 import keras_genmodels
-from keras_genmodels import data
+from keras_genmodels import data, training
 from keras_genmodels.presets import get_preset
 
 NAME = "diffusion_toy2d"
@@ -50,8 +50,9 @@ def save_scatter(samples, reference, title, path):
 def run(dataset, steps, seed):
     _, preset = get_preset("diffusion", "mlp2d")
     model = keras_genmodels.build("diffusion", "mlp2d", seed=seed)
-    train = model.prepare_dataset(data.load(dataset, "train"), preset.batch_size)
-    epochs = max(1, round(steps / int(train.cardinality())))
+    unbatched = data.load(dataset, "train")
+    train = model.prepare_dataset(unbatched, preset.batch_size)
+    epochs = training.epochs_for_steps(steps, int(unbatched.cardinality()), preset.batch_size)
     start = time.time()
     history = model.fit(train, epochs=epochs, verbose=0)
     train_seconds = time.time() - start

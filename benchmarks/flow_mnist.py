@@ -30,7 +30,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_genmodels  # noqa: E402
-from keras_genmodels import data, export, plotting, presets  # noqa: E402
+from keras_genmodels import data, export, plotting, presets, training  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 
@@ -56,7 +56,9 @@ def main():
         "flow", "mnist", data_shape=tuple(train.element_spec.shape), seed=args.seed
     )
     steps_per_epoch = math.ceil(int(train.cardinality()) / batch_size)
-    epochs = max(1, math.ceil((args.steps or spec.train_steps) / steps_per_epoch))
+    epochs = training.epochs_for_steps(
+        args.steps or spec.train_steps, int(train.cardinality()), batch_size
+    )
     start = time.perf_counter()
     history = model.fit(
         model.prepare_dataset(train, batch_size), epochs=epochs, verbose=2

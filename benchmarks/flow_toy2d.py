@@ -33,7 +33,7 @@ import tensorflow as tf  # noqa: E402
 
 import keras_genmodels  # noqa: E402
 from benchmarks import command_line  # noqa: E402
-from keras_genmodels import data, plotting, presets  # noqa: E402
+from keras_genmodels import data, plotting, presets, training  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 NAME = "flow_toy2d"
@@ -61,7 +61,7 @@ def run(dataset, preset_name, steps, batch_size, seed):
     train = data.load(dataset, "train")
     num_train = int(train.cardinality())
     steps_per_epoch = math.ceil(num_train / batch_size)
-    epochs = max(1, math.ceil((steps or spec.train_steps) / steps_per_epoch))
+    epochs = training.epochs_for_steps(steps or spec.train_steps, num_train, batch_size)
     start = time.perf_counter()
     history = model.fit(
         model.prepare_dataset(train, batch_size), epochs=epochs, verbose=0

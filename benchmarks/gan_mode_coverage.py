@@ -20,7 +20,6 @@ Writes `benchmarks/results/gan_mode_coverage.json` and
 
 import argparse
 import json
-import math
 import os
 import re
 import time
@@ -32,7 +31,7 @@ import numpy as np  # noqa: E402
 
 import keras_genmodels  # noqa: E402
 from benchmarks import command_line  # noqa: E402
-from keras_genmodels import data, plotting, presets  # noqa: E402
+from keras_genmodels import data, plotting, presets, training  # noqa: E402
 from keras_genmodels.evaluation import mode_coverage, registry  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
@@ -78,8 +77,9 @@ def run(dataset, preset_name, steps, batch_size, seed, trace_every):
     keras.utils.set_random_seed(seed)
     model = keras_genmodels.build("gan", preset_name, data_shape=(2,), seed=seed)
     train = data.load(dataset, "train")
-    steps_per_epoch = math.ceil(int(train.cardinality()) / batch_size)
-    epochs = max(1, math.ceil((steps or spec.train_steps) / steps_per_epoch))
+    epochs = training.epochs_for_steps(
+        steps or spec.train_steps, int(train.cardinality()), batch_size
+    )
     trace = CoverageTrace(dataset, trace_every)
     start = time.perf_counter()
     model.fit(model.prepare_dataset(train, batch_size), epochs=epochs, verbose=0,
