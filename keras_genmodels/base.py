@@ -12,13 +12,13 @@ Keras and TensorFlow problems in `keras_genmodels._compat`.
 """
 
 import functools
-import inspect
 import numbers
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_genmodels.signatures import named_function
 from keras_genmodels.training_step import (  # noqa: F401 (re-exported)
     MAX_SEED,
     TrainingStep,
@@ -430,37 +430,6 @@ class GenerativeModel(TrainingStep, keras.Model):
         for name in cls.nested_networks:
             config[name] = keras.saving.deserialize_keras_object(config[name])
         return cls(**config)
-
-
-def named_function(fn, specs, **function_kwargs):
-    """A `tf.function` of `fn` whose parameters are named after `specs`.
-
-    The exported signature's inputs take the specs' names, and `fn` is
-    called with the first two inputs positionally and the rest as keywords,
-    so one Python body serves signatures with different extra inputs.
-
-    Args:
-        fn: Callable `(a, b, **rest)`.
-        specs: Named `tf.TensorSpec`s, at least two.
-        **function_kwargs: Passed to `tf.function` (`autograph` defaults to
-            `False`: the bodies use TensorFlow control flow explicitly).
-
-    Returns:
-        A `tf.function` with `input_signature=specs`.
-    """
-    names = [spec.name for spec in specs]
-
-    def call(*args):
-        inputs = dict(zip(names, args))
-        first, second = (inputs.pop(name) for name in names[:2])
-        return fn(first, second, **inputs)
-
-    call.__name__ = fn.__name__
-    call.__signature__ = inspect.Signature(
-        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
-    )
-    function_kwargs.setdefault("autograph", False)
-    return tf.function(call, input_signature=specs, **function_kwargs)
 
 
 def batch_pipeline(dataset, batch_size, shuffle=True, drop_remainder=False):

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_genmodels.serving_limits import InputChecks, ServingLimits
+from keras_genmodels.signatures import latents_endpoint
 
 
 class FlowServing:
@@ -67,17 +68,9 @@ class FlowServing:
 
     def _decode_endpoint(self, batch_size, limit=None):
         """`decode`; with a row `limit` (serving) its input is checked."""
-        shape = [batch_size, self.data_size]
-
-        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="latents")])
-        def decode(latents):
-            if limit is not None:
-                checks = InputChecks()
-                latents = checks.batch("latents", latents, shape, limit, finite=True)
-                latents = checks.gate(latents)
-            return {"samples": self.decode_tensor(latents)}
-
-        return decode
+        return latents_endpoint(
+            "decode", self.decode_tensor, self.data_size, "samples", batch_size, limit
+        )
 
     def serving_endpoints(self, limits=None):
         """The `sample`, `log_prob`, `encode` and `decode` signatures.

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from keras_genmodels.base import GenerativeModel, check_positive_int
 from keras_genmodels.serving_limits import InputChecks, ServingLimits
+from keras_genmodels.signatures import latents_endpoint
 
 _EPS = 1e-7
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -309,17 +310,10 @@ class VAE(GenerativeModel):
 
     def _decode_endpoint(self, batch_size, limit=None):
         """`decode`; with a row `limit` (serving) its input is checked."""
-        shape = [batch_size, self.latent_dim]
-
-        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="latents")])
-        def decode(latents):
-            if limit is not None:
-                checks = InputChecks()
-                latents = checks.batch("latents", latents, shape, limit, finite=True)
-                latents = checks.gate(latents)
-            return {"images": tf.cast(self.decoder(latents), "float32")}
-
-        return decode
+        return latents_endpoint(
+            "decode", lambda z: tf.cast(self.decoder(z), "float32"), self.latent_dim,
+            "images", batch_size, limit,
+        )
 
     def tflite_endpoints(self, batch_size=1):
         return {"decode": self._decode_endpoint(batch_size)}
