@@ -29,3 +29,4 @@ def pytest_configure(config):
     # Honour the groups whenever xdist would otherwise spread them.
     if config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") == "load":
         config.option.dist = "loadgroup"
+
