@@ -10,6 +10,9 @@ from PIL import Image
 
 from keras_genmodels import cli, training
 
+# Its module-scoped models are built once: one worker runs the module.
+pytestmark = pytest.mark.xdist_group("test_cli")
+
 
 @pytest.fixture(scope="module")
 def vae_run(tmp_path_factory):

@@ -15,6 +15,9 @@ from keras_genmodels.autoregressive import tokenizer
 from keras_genmodels.autoregressive.rnn import RNNAutoregressive
 from keras_genmodels.autoregressive.rnn_lm import RNNLanguageModel
 
+# Its module-scoped models are built once: one worker runs the module.
+pytestmark = pytest.mark.xdist_group("test_rnn")
+
 NOISE = 0.1
 
 

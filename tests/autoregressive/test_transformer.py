@@ -16,6 +16,9 @@ from keras_genmodels import build, export
 from keras_genmodels.autoregressive import dynamic_evaluation, tokenizer
 from keras_genmodels.autoregressive.transformer import TransformerLM
 
+# Its module-scoped models are built once: one worker runs the module.
+pytestmark = pytest.mark.xdist_group("test_transformer")
+
 TEXT = "def add(a, b):\n    return a + b\n\n" * 40
 CONFIG = {"context_length": 16, "d_model": 16, "num_heads": 2, "num_layers": 2}
 

@@ -18,6 +18,9 @@ from keras_genmodels.diffusion.mlp import mlp_denoiser
 from keras_genmodels.diffusion.unet import unet
 from keras_genmodels.presets import build, get_preset
 
+# Its module-scoped models are built once: one worker runs the module.
+pytestmark = pytest.mark.xdist_group("test_ddpm")
+
 T = 20  # Short processes keep the tests fast.
 
 
