@@ -78,9 +78,14 @@ class WeightAverage:
         self.non_trainable = non_trainable
 
     def decay_at(self, step):
-        """The decay used after optimizer step `step` (a scalar tensor)."""
+        """The decay used after optimizer step `step`.
+
+        A constant decay stays a Python float, so `1 - decay` is computed in
+        float64 and rounded once, as the GAN always did; with the warm-up it
+        is a float32 tensor.
+        """
         if not self.warmup:
-            return tf.constant(self.decay, "float32")
+            return self.decay
         step = tf.cast(step, "float32")
         return tf.minimum(self.decay, (1.0 + step) / (10.0 + step))
 
@@ -90,13 +95,11 @@ class WeightAverage:
         Args:
             step: The optimizer's iteration count (used by the warm-up).
         """
-        # A constant decay stays a Python float, so `1 - decay` is computed
-        # in float64 and rounded once, as the GAN always did.
-        decay = self.decay_at(step) if self.warmup else self.decay
+        decay = self.decay_at(step)
         for average, weight in zip(self.average.weights, self.network.weights):
             value = tf.cast(weight, average.dtype)
             if weight.trainable or self.non_trainable == "average":
-                rate = decay if not self.warmup else tf.cast(decay, average.dtype)
+                rate = tf.cast(decay, average.dtype) if tf.is_tensor(decay) else decay
                 average.assign(rate * average + (1.0 - rate) * value)
             else:
                 average.assign(value)
