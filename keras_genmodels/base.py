@@ -25,6 +25,9 @@ from keras_genmodels.training_step import (  # noqa: F401 (re-exported)
     num_replicas_in_sync,
 )
 
+#: The conditioning keyword options of `sample` (`GenerativeModel.conditioning`).
+CONDITIONING_OPTIONS = ("labels", "prompt", "guidance_scale")
+
 
 def check_positive_int(value, name):
     """Validates that `value` is a positive Python or numpy integer.
@@ -91,6 +94,10 @@ class GenerativeModel(TrainingStep, keras.Model):
     #: Largest absolute difference allowed between a TF Lite signature and the
     #: same signature run by TensorFlow.
     tflite_tolerance = 1e-4
+    #: The conditioning options of `sample` this model takes, a subset of
+    #: `CONDITIONING_OPTIONS` (validated by `keras_genmodels.conditioning`);
+    #: the others are refused by `check_conditioning`.
+    conditioning = ()
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -206,11 +213,40 @@ class GenerativeModel(TrainingStep, keras.Model):
             A numpy array of samples; text families return a list of `str`.
         """
         num_samples = check_positive_int(num_samples, "num_samples")
+        options = self.check_conditioning(options)
         static, tensors = self.sample_options(num_samples, **options)
         key = ("sample",) + tuple(sorted(static.items()))
         fn = self.traced_function(key, functools.partial(self.sample_from_seed, **static))
         samples = fn(tf.constant(num_samples, tf.int32), self.resolve_seed(seed), **tensors)
         return self.sample_result(samples)
+
+    def check_conditioning(self, options):
+        """Refuses conditioning options this model does not take.
+
+        Args:
+            options: The keyword options of a `sample` call.
+
+        Returns:
+            `options` without the conditioning names the model does not
+            take (those passed as `None` are dropped).
+
+        Raises:
+            ValueError: A conditioning option the model does not take was
+                given a value; the message names it and the value.
+        """
+        options = dict(options)
+        for name in CONDITIONING_OPTIONS:
+            if name in self.conditioning or name not in options:
+                continue
+            value = options.pop(name)
+            if value is not None:
+                accepted = ", ".join(f"`{c}`" for c in self.conditioning)
+                raise ValueError(
+                    f"This {type(self).__name__} is not conditioned on `{name}`; "
+                    f"it takes {accepted or 'no conditioning'}. Received: "
+                    f"{name}={value!r}"
+                )
+        return options
 
     def sample_from_seed(self, num_samples, seed, **options):
         """The pure-TensorFlow sampler behind `sample` and the `sample` signature.

@@ -290,7 +290,7 @@ class ByteLanguageModel(GenerativeModel):
     # ------------------------------------------------------------------
     def sample(
         self, num_samples, seed=None, *, max_new_tokens=None, temperature=1.0,
-        top_k=None, top_p=None,
+        top_k=None, top_p=None, **conditioning,
     ):
         """Generates `num_samples` texts from an empty prompt (a newline).
 
@@ -306,6 +306,9 @@ class ByteLanguageModel(GenerativeModel):
             temperature: Softmax temperature (0: greedy).
             top_k: Optional top-k filter.
             top_p: Optional nucleus filter.
+            **conditioning: Refused with a `ValueError` (a language model
+                takes no `labels`, `prompt` or `guidance_scale` here; a text
+                prefix goes to `generate(prompt)`).
 
         Returns:
             A `list` of `num_samples` `str` (invalid UTF-8 becomes U+FFFD).
@@ -318,7 +321,7 @@ class ByteLanguageModel(GenerativeModel):
         """
         return super().sample(
             num_samples, seed, max_new_tokens=max_new_tokens, temperature=temperature,
-            top_k=top_k, top_p=top_p,
+            top_k=top_k, top_p=top_p, **conditioning,
         )
 
     def sample_options(

@@ -305,7 +305,7 @@ class FlowModel(FlowServing, GenerativeModel):
             )
         return self._traced("decode", self.decode_tensor)(latents).numpy()
 
-    def sample(self, num_samples, seed=None, *, temperature=1.0):
+    def sample(self, num_samples, seed=None, *, temperature=1.0, **conditioning):
         """Draws `x = f(temperature * z)` with `z ~ N(0, I)`.
 
         Args:
@@ -318,12 +318,14 @@ class FlowModel(FlowServing, GenerativeModel):
                 deviation (below 1 gives cleaner, less varied samples). A
                 tensor input of the traced sampler: changing it does not
                 retrace.
+            **conditioning: Refused with a `ValueError` (an unconditional
+                flow takes no `labels`, `prompt` or `guidance_scale`).
 
         Returns:
             `(num_samples, *data_shape)` float32 numpy array (images in
             [0, 1]).
         """
-        return super().sample(num_samples, seed, temperature=temperature)
+        return super().sample(num_samples, seed, temperature=temperature, **conditioning)
 
     def sample_options(self, num_samples, temperature=1.0):
         temperature = check_temperature(temperature)

@@ -13,7 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_genmodels import ema
-from keras_genmodels.base import GenerativeModel, batch_pipeline, check_positive_int
+from keras_genmodels.base import GenerativeModel, check_positive_int
+from keras_genmodels.conditioning import check_labels, labelled_pipeline
 from keras_genmodels.gan.networks import PackExamples
 from keras_genmodels.gan.serving import GANServing
 from keras_genmodels.gan.training import AdversarialTraining
@@ -156,6 +157,7 @@ class GAN(AdversarialTraining, GANServing, GenerativeModel):
         self.data_shape = tuple(int(d) for d in data_shape)
         self.data_kind = "image" if len(self.data_shape) == 3 else "points"
         self.uses_labels = self.num_classes is not None
+        self.conditioning = ("labels",) if self.uses_labels else ()
         self.pack = max(
             (layer.pack for layer in discriminator.layers if isinstance(layer, PackExamples)),
             default=1,
@@ -230,14 +232,7 @@ class GAN(AdversarialTraining, GANServing, GenerativeModel):
             drop_remainder = True
         if self.num_classes is None:
             return super().prepare_dataset(dataset, batch_size, shuffle, drop_remainder)
-        if not isinstance(dataset.element_spec, tuple):
-            raise ValueError(
-                "A class-conditional GAN needs (data, label) pairs: load the data "
-                "set with `with_labels=True`."
-            )
-        batch_size = check_positive_int(batch_size, "batch_size")
-        dataset = dataset.map(lambda x, y, *_: (x, y), num_parallel_calls=tf.data.AUTOTUNE)
-        return batch_pipeline(dataset, batch_size, shuffle, drop_remainder)
+        return labelled_pipeline(dataset, batch_size, shuffle, drop_remainder, "GAN")
 
     # ------------------------------------------------------------------
     # Sampling.
@@ -259,32 +254,7 @@ class GAN(AdversarialTraining, GANServing, GenerativeModel):
     def _generate(self, latents, labels=None):
         return tf.cast(self.sampling_generator(self._with_labels(latents, labels)), "float32")
 
-    def _check_labels(self, labels, num_samples):
-        if self.num_classes is None:
-            if labels is not None:
-                raise ValueError(
-                    "`labels` is only accepted by a class-conditional GAN "
-                    "(num_classes set). Received labels for an unconditional GAN."
-                )
-            return None
-        if labels is None:
-            labels = np.arange(num_samples) % self.num_classes
-        labels = np.asarray(labels)
-        if labels.ndim == 0:
-            labels = np.full(num_samples, labels)
-        if labels.shape != (num_samples,) or labels.dtype.kind not in "iu":
-            raise ValueError(
-                f"`labels` must be an int or {num_samples} ints. Received: "
-                f"shape {labels.shape}, dtype {labels.dtype}"
-            )
-        if labels.min() < 0 or labels.max() >= self.num_classes:
-            raise ValueError(
-                f"`labels` must lie in [0, {self.num_classes}). Received: "
-                f"range [{labels.min()}, {labels.max()}]"
-            )
-        return tf.constant(labels, tf.int32)
-
-    def sample(self, num_samples, seed=None, *, labels=None):
+    def sample(self, num_samples, seed=None, *, labels=None, **conditioning):
         """Generates `num_samples` examples from latents `z ~ N(0, I)`.
 
         Args:
@@ -295,6 +265,8 @@ class GAN(AdversarialTraining, GANServing, GenerativeModel):
             labels: Class-conditional models only: an int or `num_samples`
                 ints in `[0, num_classes)`; defaults to `0, 1, 2, ...`
                 cycling through the classes.
+            **conditioning: Refused with a `ValueError` (a GAN takes no
+                `prompt` or `guidance_scale`).
 
         Returns:
             float32 numpy array `(num_samples, *data_shape)`: images in [0, 1]
@@ -306,12 +278,14 @@ class GAN(AdversarialTraining, GANServing, GenerativeModel):
         gan.sample(16, seed=0, labels=3)  # sixteen 3s from a conditional GAN
         ```
         """
-        return super().sample(num_samples, seed, labels=labels)
+        return super().sample(num_samples, seed, labels=labels, **conditioning)
 
     def sample_options(self, num_samples, labels=None):
         """`labels` becomes an int32 tensor option (`None` when unconditional)."""
-        labels = self._check_labels(labels, num_samples)
-        return {}, ({} if labels is None else {"labels": labels})
+        if self.num_classes is None:
+            return {}, {}
+        labels = check_labels(labels, num_samples, self.num_classes)
+        return {}, {"labels": tf.constant(labels)}
 
     def generate(self, latents, labels=None):
         """Maps given latents `(N, latent_dim)` (and labels) to data, as numpy."""
@@ -321,7 +295,9 @@ class GAN(AdversarialTraining, GANServing, GenerativeModel):
                 f"`latents` must have shape (N, {self.latent_dim}). Received: "
                 f"shape {latents.shape}"
             )
-        labels = self._check_labels(labels, len(latents))
+        labels = self.check_conditioning({"labels": labels}).get("labels")
+        if self.num_classes is not None:
+            labels = tf.constant(check_labels(labels, len(latents), self.num_classes))
         return self._generate(tf.constant(latents), labels).numpy()
 
     # ------------------------------------------------------------------

@@ -16,6 +16,7 @@ labels)` (the sampling generator, float32 out).
 import numpy as np
 import tensorflow as tf
 
+from keras_genmodels.conditioning import check_served_labels
 from keras_genmodels.serving_limits import InputChecks, ServingLimits
 
 
@@ -38,15 +39,7 @@ class GANServing:
         return ServingLimits({"sample": ("num_samples",), "generate": ("batch_size",)})
 
     def _check_served_labels(self, checks, labels, rows):
-        labels = checks.shape("labels", labels, [None])
-        checks.check(
-            tf.equal(tf.shape(labels)[0], rows),
-            "labels must have one entry per sample. Received: {} labels for {} samples",
-            tf.shape(labels)[0],
-            rows,
-        )
-        checks.values("labels", labels, 0, self.num_classes - 1)
-        return labels
+        return check_served_labels(checks, labels, rows, self.num_classes)
 
     # The `sample` signature's extra input: `labels`, when class-conditional.
     def sample_signature_inputs(self):

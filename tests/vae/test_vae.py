@@ -79,7 +79,7 @@ def test_sample_draws_pixel_probabilities_and_checks_its_arguments(trained_refer
         model.sample(0)
     with pytest.raises(ValueError, match="seed"):
         model.sample(2, seed=-1)
-    with pytest.raises(TypeError, match="takes no keyword options. Received: labels"):
+    with pytest.raises(ValueError, match=r"not conditioned on `labels`.*Received: labels=\[1, 2\]"):
         model.sample(2, labels=[1, 2])
 
 
