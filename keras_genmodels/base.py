@@ -407,6 +407,27 @@ class GenerativeModel(TrainingStep, keras.Model):
             f"{type(self).__name__} must implement `signature_examples`."
         )
 
+    def export_endpoints(self, limits=None):
+        """Every signature a SavedModel export holds, `{name: tf.function}`.
+
+        The family's `serving_endpoints(limits)`; `keras_genmodels.export`
+        writes exactly these.
+
+        Args:
+            limits: Optional `{limit name: int}` replacing the defaults of
+                the model's `serving_limits`.
+        """
+        return self.serving_endpoints(limits=limits)
+
+    def export_examples(self):
+        """Example inputs of every `export_endpoints` signature.
+
+        Returns:
+            `{signature: {input: numpy array}}`, used to verify an export
+            and to write its TF Serving warm-up requests.
+        """
+        return self.signature_examples()
+
     def evaluation_metrics(self, dataset, **kwargs):
         """Returns a dict of held-out figures (floats) for `dataset`.
 

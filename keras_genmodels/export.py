@@ -82,8 +82,8 @@ def _plan(model, base_dir, name, version, limits):
             f"Version {version} already exists at {target}; exports never "
             "overwrite a version. Pass another `version` or omit it."
         )
-    endpoints = model.serving_endpoints(limits=resolve_limits(model, limits))
-    return target, _checked_endpoints(model, endpoints, "serving_endpoints")
+    endpoints = model.export_endpoints(resolve_limits(model, limits))
+    return target, _checked_endpoints(model, endpoints, "export_endpoints")
 
 
 def _write_staged(model, endpoints, target):
@@ -245,7 +245,7 @@ def verify_savedmodel(path, requests, require_all=True, timeout=300):
     Args:
         path: The SavedModel directory (a version directory).
         requests: `{signature: {argument: array}}`, e.g. from
-            `model.signature_examples()`. Signatures absent from the
+            `model.export_examples()`. Signatures absent from the
             SavedModel are skipped.
         require_all: Whether every signature of the SavedModel must have
             inputs in `requests` (and so be called).
@@ -383,7 +383,7 @@ def export_and_verify(model, base_dir, name=None, version=None, tflite=True, lim
 
     The SavedModel is written into a staging directory, loaded in a fresh
     TensorFlow-only process and every signature is called twice with
-    `model.signature_examples()`; the `.tflite` file (written as
+    `model.export_examples()`; the `.tflite` file (written as
     `base_dir/name/name-vVERSION.tflite`, outside the version directories TF
     Serving scans) is compared with the SavedModel within
     `model.tflite_tolerance`. Only then is the version renamed into place: a
@@ -421,7 +421,7 @@ def export_and_verify(model, base_dir, name=None, version=None, tflite=True, lim
     published = []
     try:
         try:
-            outputs = verify_savedmodel(staging, model.signature_examples())
+            outputs = verify_savedmodel(staging, model.export_examples())
             differences = {}
             if tflite:
                 export_tflite(model, lite_staging)
