@@ -5,6 +5,11 @@
 in `step`, which writes the token's key and value into a fixed-size cache of
 `context_length` slots. The cache update is a one-hot blend rather than a
 scatter, so the same code runs in TensorFlow, in SavedModels and in TF Lite.
+
+With `causal=False` the same layers attend in both directions, and `call`
+takes a `padding_mask` of the keys: the prompt encoder of the
+text-conditional models (`keras_genmodels.conditioning.text`) is built from
+them.
 """
 
 import math
@@ -12,6 +17,11 @@ import math
 import keras
 import tensorflow as tf
 from keras import layers
+
+
+def _key_mask(padding_mask):
+    """`(batch, 1, 1, length)` bool mask of the keys from a `(batch, length)` one."""
+    return tf.cast(padding_mask, tf.bool)[:, None, None, :]
 
 
 def causal_mask(query_length, key_length, offset=0):
@@ -26,10 +36,11 @@ def causal_mask(query_length, key_length, offset=0):
 
 @keras.saving.register_keras_serializable(package="keras_genmodels")
 class CausalSelfAttention(layers.Layer):
-    """Multi-head causal self-attention.
+    """Multi-head causal (or, with `causal=False`, bidirectional) self-attention.
 
     `attention(Q, K, V) = softmax(Q K^T / sqrt(d_head) + mask) V`, with the
-    mask hiding future positions, for each of `num_heads` heads of size
+    mask hiding future positions (when `causal`) and padded keys (when a
+    `padding_mask` is given), for each of `num_heads` heads of size
     `d_model / num_heads`.
 
     References:
@@ -38,6 +49,9 @@ class CausalSelfAttention(layers.Layer):
     Args:
         num_heads: Number of heads; must divide the input width.
         dropout: Dropout rate on the attention weights.
+        causal: Whether a position attends only to itself and earlier ones
+            (the default); `False` attends in both directions (an encoder;
+            `step` is then unavailable).
         **kwargs: Passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -45,6 +59,9 @@ class CausalSelfAttention(layers.Layer):
         training: Whether dropout is active.
         return_cache: If True, also return the keys and values, each
             `(batch, num_heads, length, d_head)`.
+        padding_mask: Optional `(batch, length)` bool or 0/1 tensor, true
+            at the positions that may be attended to; the others are hidden
+            from every query.
 
     Returns:
         `(batch, length, d_model)`, or `(output, (keys, values))`.
@@ -57,7 +74,7 @@ class CausalSelfAttention(layers.Layer):
     ```
     """
 
-    def __init__(self, num_heads, dropout=0.0, **kwargs):
+    def __init__(self, num_heads, dropout=0.0, causal=True, **kwargs):
         super().__init__(**kwargs)
         if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1:
             raise ValueError(
@@ -65,8 +82,11 @@ class CausalSelfAttention(layers.Layer):
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        if not isinstance(causal, bool):
+            raise ValueError(f"`causal` must be a bool. Received: causal={causal!r}")
         self.num_heads = num_heads
         self.dropout = float(dropout)
+        self.causal = causal
 
     def build(self, input_shape):
         d_model = int(input_shape[-1])
@@ -98,15 +118,20 @@ class CausalSelfAttention(layers.Layer):
 
     def _attend(self, q, k, v, mask, training=False):
         scores = tf.matmul(q, k, transpose_b=True) / math.sqrt(self.d_head)
-        scores = tf.where(mask, scores, tf.cast(-1e9, scores.dtype))
+        if mask is not None:
+            scores = tf.where(mask, scores, tf.cast(-1e9, scores.dtype))
         weights = tf.nn.softmax(tf.cast(scores, "float32"), axis=-1)
         weights = self.attention_dropout(tf.cast(weights, v.dtype), training=training)
         return tf.matmul(weights, v)
 
-    def call(self, x, training=False, return_cache=False):
+    def call(self, x, training=False, return_cache=False, padding_mask=None):
         q, k, v = self._split_heads(x)
         length = tf.shape(x)[1]
-        context = self._attend(q, k, v, causal_mask(length, length), training)
+        mask = causal_mask(length, length) if self.causal else None
+        if padding_mask is not None:
+            keys = _key_mask(padding_mask)
+            mask = keys if mask is None else mask & keys
+        context = self._attend(q, k, v, mask, training)
         output = self._merge_heads(context)
         if return_cache:
             return output, (k, v)
@@ -124,6 +149,11 @@ class CausalSelfAttention(layers.Layer):
         Returns:
             `(output (batch, 1, d_model), keys, values)` with updated caches.
         """
+        if not self.causal:
+            raise ValueError(
+                "`step` decodes one token after the cached ones, which needs a "
+                "causal layer. Received: causal=False"
+            )
         q, k, v = self._split_heads(x)
         slots = tf.shape(keys)[2]
         slot = tf.reshape(tf.one_hot(position, slots, dtype=keys.dtype), [1, 1, -1, 1])
@@ -138,13 +168,15 @@ class CausalSelfAttention(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"num_heads": self.num_heads, "dropout": self.dropout})
+        config.update(
+            {"num_heads": self.num_heads, "dropout": self.dropout, "causal": self.causal}
+        )
         return config
 
 
 @keras.saving.register_keras_serializable(package="keras_genmodels")
 class TransformerBlock(layers.Layer):
-    """Pre-norm decoder block: `x + Attn(LN(x))`, then `x + MLP(LN(x))`.
+    """Pre-norm decoder (or encoder) block: `x + Attn(LN(x))`, then `x + MLP(LN(x))`.
 
     The MLP is `Dense(mlp_ratio * d_model, gelu) -> Dense(d_model)` with the
     tanh approximation of GELU (a TF Lite built-in).
@@ -158,12 +190,16 @@ class TransformerBlock(layers.Layer):
         mlp_ratio: Hidden width of the MLP as a multiple of `d_model`.
         dropout: Dropout rate on the attention weights and residual branches.
         layer_norm_epsilon: Epsilon of the layer normalisations.
+        causal: Whether the attention is causal (a decoder, the default) or
+            bidirectional (an encoder); see `CausalSelfAttention`.
         **kwargs: Passed to `keras.layers.Layer`.
 
     Call arguments:
         x: `(batch, length, d_model)`.
         training: Whether dropout is active.
         return_cache: If True, also return the attention keys and values.
+        padding_mask: Optional `(batch, length)` mask of the positions that
+            may be attended to (see `CausalSelfAttention`).
 
     Returns:
         `(batch, length, d_model)`, or `(output, (keys, values))`.
@@ -177,7 +213,13 @@ class TransformerBlock(layers.Layer):
     """
 
     def __init__(
-        self, num_heads, mlp_ratio=4, dropout=0.0, layer_norm_epsilon=1e-5, **kwargs
+        self,
+        num_heads,
+        mlp_ratio=4,
+        dropout=0.0,
+        layer_norm_epsilon=1e-5,
+        causal=True,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, int) or mlp_ratio < 1:
@@ -189,8 +231,13 @@ class TransformerBlock(layers.Layer):
         self.dropout = float(dropout)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
         self.attention = CausalSelfAttention(
-            num_heads, dropout=dropout, name="attention", dtype=self.dtype_policy
+            num_heads,
+            dropout=dropout,
+            causal=causal,
+            name="attention",
+            dtype=self.dtype_policy,
         )
+        self.causal = causal
 
     def build(self, input_shape):
         d_model = int(input_shape[-1])
@@ -214,9 +261,12 @@ class TransformerBlock(layers.Layer):
         h = keras.activations.gelu(self.mlp_in(self.mlp_norm(x)), approximate=True)
         return self.residual_dropout(self.mlp_out(h), training=training)
 
-    def call(self, x, training=False, return_cache=False):
+    def call(self, x, training=False, return_cache=False, padding_mask=None):
         attended = self.attention(
-            self.attention_norm(x), training=training, return_cache=return_cache
+            self.attention_norm(x),
+            training=training,
+            return_cache=return_cache,
+            padding_mask=padding_mask,
         )
         if return_cache:
             attended, cache = attended
@@ -245,6 +295,7 @@ class TransformerBlock(layers.Layer):
                 "mlp_ratio": self.mlp_ratio,
                 "dropout": self.dropout,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
+                "causal": self.causal,
             }
         )
         return config

@@ -7,6 +7,7 @@
   of text-conditional models.
 """
 
+from keras_genmodels.conditioning import text  # noqa: F401 (registers its layers)
 from keras_genmodels.conditioning.checks import (  # noqa: F401
     CONDITIONING_OPTIONS,
     check_guidance_scale,

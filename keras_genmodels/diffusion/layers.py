@@ -138,3 +138,92 @@ class FastGroupNormalization(keras.layers.GroupNormalization):
         shift = ops.broadcast_to(shift, full)
         outputs = x * ops.reshape(scale, broadcast) + ops.reshape(shift, broadcast)
         return ops.cast(outputs, self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="keras_genmodels")
+class CrossAttention(keras.layers.Layer):
+    """Cross-attention from image features to text token states, with a residual.
+
+    `y = x + MHA(Q = GN(x), K = V = context)`: every one of the `H * W`
+    positions of `x` attends over the `L` token states of `context`, the
+    padded tokens hidden by `context_mask`, in `num_heads` heads of size
+    `channels / num_heads`; the output projection returns to `channels`.
+
+    References:
+        Rombach et al., "High-Resolution Image Synthesis with Latent
+        Diffusion Models", CVPR 2022 (text conditioning by cross-attention).
+
+    Args:
+        num_heads: Attention heads; must divide the image channels.
+        groups: GroupNorm groups of the query; must divide the channels.
+        **kwargs: Passed to `keras.layers.Layer`.
+
+    Call arguments:
+        x: Image features `(batch, height, width, channels)`, static
+            height, width and channels.
+        context: Token states `(batch, length, context_dim)`, e.g. the
+            `states` of `keras_genmodels.conditioning.text.text_encoder`.
+        context_mask: Optional `(batch, length)` bool or 0/1 tensor, true at
+            the real tokens (the encoder's `mask`); at least one per row.
+
+    Returns:
+        `(batch, height, width, channels)`, same as `x`.
+
+    Example:
+
+    ```python
+    attention = CrossAttention(num_heads=2, groups=8)
+    y = attention(
+        keras.random.normal((2, 7, 7, 64)),
+        keras.random.normal((2, 33, 64)),
+        keras.ops.ones((2, 33)),
+    )
+    ```
+    """
+
+    def __init__(self, num_heads=1, groups=8, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = check_positive_int(num_heads, "num_heads")
+        self.groups = check_positive_int(groups, "groups")
+
+    def build(self, x_shape, context_shape, context_mask_shape=None):
+        if len(x_shape) != 4 or None in tuple(x_shape[1:]):
+            raise ValueError(
+                "`x` must be (batch, height, width, channels) with static height, "
+                f"width and channels. Received: x.shape={tuple(x_shape)}"
+            )
+        channels = int(x_shape[-1])
+        if channels % self.num_heads or channels % self.groups:
+            raise ValueError(
+                "The channels must be divisible by `num_heads` and `groups`. "
+                f"Received: channels={channels}, num_heads={self.num_heads}, "
+                f"groups={self.groups}"
+            )
+        self.norm = FastGroupNormalization(self.groups, name="norm", dtype=self.dtype_policy)
+        self.norm.build(x_shape)
+        self.attention = keras.layers.MultiHeadAttention(
+            self.num_heads,
+            channels // self.num_heads,
+            name="attention",
+            dtype=self.dtype_policy,
+        )
+        height, width = int(x_shape[1]), int(x_shape[2])
+        self.attention.build((x_shape[0], height * width, channels), context_shape)
+        self.built = True
+
+    def call(self, x, context, context_mask=None):
+        height, width, channels = x.shape[1:]
+        query = ops.reshape(self.norm(x), (-1, height * width, channels))
+        mask = None
+        if context_mask is not None:
+            mask = ops.cast(context_mask, "bool")[:, None, :]  # (batch, 1, length)
+        attended = self.attention(query, context, attention_mask=mask)
+        return x + ops.reshape(attended, (-1, height, width, channels))
+
+    def compute_output_shape(self, x_shape, context_shape, context_mask_shape=None):
+        return tuple(x_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_heads": self.num_heads, "groups": self.groups})
+        return config
