@@ -5,10 +5,12 @@ numpy, saves as `.keras` and exports pure-TensorFlow functions for TF Serving
 and TF Lite. A family is its networks, its loss (`compute_losses`) and the
 function that turns a seed into samples (`sample_from_seed`); this module
 holds the rest of the contract once: the `sample` template with its cache of
-traced functions, the exported `sample` signature, seeds, the dataset
-preparation that `fit` is fed with, and config/build by declaration. The
-training step lives in `keras_genmodels.training_step`, workarounds for
-Keras and TensorFlow problems in `keras_genmodels._compat`.
+traced functions, seeds, the dataset preparation that `fit` is fed with, and
+config/build by declaration. The exported `sample` and `sample_batch`
+signatures and the list of exported signatures live in
+`keras_genmodels.sample_signatures`, the training step in
+`keras_genmodels.training_step`, workarounds for Keras and TensorFlow
+problems in `keras_genmodels._compat`.
 """
 
 import functools
@@ -18,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_genmodels.signatures import named_function
+from keras_genmodels.sample_signatures import SampleSignatures
 from keras_genmodels.training_step import (  # noqa: F401 (re-exported)
     MAX_SEED,
     TrainingStep,
@@ -50,7 +52,7 @@ def check_positive_int(value, name):
     return int(value)
 
 
-class GenerativeModel(TrainingStep, keras.Model):
+class GenerativeModel(SampleSignatures, TrainingStep, keras.Model):
     """Base class of every family model.
 
     Subclasses implement:
@@ -63,9 +65,10 @@ class GenerativeModel(TrainingStep, keras.Model):
       `"loss"` entry the default `train_step` minimises
       (`keras_genmodels.training_step.TrainingStep`);
     - `sample_from_seed(num_samples, seed, **options)`: the pure-TF sampler
-      behind `sample` and the exported `sample` signature, with
-      `sample_options` for its keyword options and, when the signature takes
-      more inputs, `sample_signature_inputs`/`check_sample_inputs`;
+      behind `sample` and the exported `sample` and `sample_batch`
+      signatures (`keras_genmodels.sample_signatures.SampleSignatures`),
+      with `sample_options` for its keyword options and, when the signature
+      takes more inputs, `sample_signature_inputs`/`check_sample_inputs`;
     - `serving_endpoints(limits)`, `tflite_endpoints(batch_size)` and
       `signature_examples(batch_size)` for `keras_genmodels.export`;
     - `evaluation_metrics(dataset)`: the figures only the family computes
@@ -306,72 +309,6 @@ class GenerativeModel(TrainingStep, keras.Model):
         return cache[key]
 
     # ------------------------------------------------------------------
-    # The exported `sample` signature.
-    # ------------------------------------------------------------------
-    #: Output key of the exported `sample` signature.
-    sample_output_name = "samples"
-
-    def sample_signature_inputs(self):
-        """Inputs of the `sample` signature after `num_samples` and `seed`.
-
-        Returns:
-            A list of named `tf.TensorSpec`s; each is passed to
-            `sample_from_seed` as the keyword of its name.
-        """
-        return []
-
-    def check_sample_inputs(self, checks, num_samples, limits, **inputs):
-        """Checks the extra `sample` signature inputs in the graph.
-
-        Args:
-            checks: The signature's `serving_limits.InputChecks`.
-            num_samples: The checked int32 `num_samples`.
-            limits: The resolved `{limit name: int}`.
-            **inputs: The extra inputs, by name.
-
-        Returns:
-            The checked inputs, by name.
-        """
-        return inputs
-
-    def sample_endpoint(self, limits):
-        """The exported `sample` signature: `(num_samples, seed, ...) -> samples`.
-
-        Every input is checked before anything runs (`num_samples` against
-        `limits["num_samples"]`, the seed, then `check_sample_inputs`), and
-        the same seed gives what `sample` gives.
-
-        Args:
-            limits: The resolved `{limit name: int}` of `serving_limits`.
-
-        Returns:
-            A `tf.function` with a named input signature.
-        """
-        from keras_genmodels.serving_limits import InputChecks
-
-        def sample(num_samples, seed, **inputs):
-            checks = InputChecks()
-            num_samples = checks.count("num_samples", num_samples, limits["num_samples"])
-            seed = checks.seed(seed)
-            inputs = self.check_sample_inputs(checks, num_samples, limits, **inputs)
-            names = list(inputs)
-            gated = checks.gate(num_samples, seed, *inputs.values())
-            inputs = dict(zip(names, gated[2:]))
-            samples = self.sample_from_seed(gated[0], gated[1], **inputs)
-            return {self.sample_output_name: samples}
-
-        specs = [
-            tf.TensorSpec([], tf.int32, name="num_samples"),
-            tf.TensorSpec([2], tf.int32, name="seed"),
-            *self.sample_signature_inputs(),
-        ]
-        return named_function(sample, specs)
-
-    def sample_signature_example(self):
-        """Example inputs of the `sample` signature (numpy), for export checks."""
-        return {"num_samples": np.int32(3), "seed": np.array([1, 2], np.int32)}
-
-    # ------------------------------------------------------------------
     # Export and evaluation.
     # ------------------------------------------------------------------
     def serving_endpoints(self):
@@ -406,27 +343,6 @@ class GenerativeModel(TrainingStep, keras.Model):
         raise NotImplementedError(
             f"{type(self).__name__} must implement `signature_examples`."
         )
-
-    def export_endpoints(self, limits=None):
-        """Every signature a SavedModel export holds, `{name: tf.function}`.
-
-        The family's `serving_endpoints(limits)`; `keras_genmodels.export`
-        writes exactly these.
-
-        Args:
-            limits: Optional `{limit name: int}` replacing the defaults of
-                the model's `serving_limits`.
-        """
-        return self.serving_endpoints(limits=limits)
-
-    def export_examples(self):
-        """Example inputs of every `export_endpoints` signature.
-
-        Returns:
-            `{signature: {input: numpy array}}`, used to verify an export
-            and to write its TF Serving warm-up requests.
-        """
-        return self.signature_examples()
 
     def evaluation_metrics(self, dataset, **kwargs):
         """Returns a dict of held-out figures (floats) for `dataset`.

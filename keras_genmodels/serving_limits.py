@@ -20,6 +20,9 @@ could size):
 A model lists the limits its signatures use in its `serving_limits`
 property, a `ServingLimits`; `export_savedmodel(..., limits=...)` overrides
 them by name. `DEFAULT_LIMITS` holds the defaults a family does not change.
+A model with a `sample` signature also exports its batchable twin
+`sample_batch`, whose limits (`sample_batch_limits`) `ServingLimits` adds by
+itself; `RowChecks` runs the checks of `sample` on every row of it.
 """
 
 import numbers
@@ -53,8 +56,29 @@ LIMIT_MEANINGS = {
 }
 
 
+def sample_batch_limits(sample_limits):
+    """The limits of `sample_batch`, from those of `sample`.
+
+    `sample_batch` has no `num_samples`: its rows (one sample each) are
+    bounded by `batch_size`, and each row by the other limits of `sample`
+    (e.g. `num_steps`, `max_new_tokens`).
+
+    Args:
+        sample_limits: The limit names of the `sample` signature.
+
+    Returns:
+        A tuple of limit names, `batch_size` first.
+    """
+    others = [key for key in sample_limits if key not in ("num_samples", "batch_size")]
+    return ("batch_size", *others)
+
+
 class ServingLimits:
     """The limits a model's serving signatures enforce.
+
+    When `signatures` has `sample` but no `sample_batch`, `sample_batch` is
+    added with `sample_batch_limits` (every model with a `sample` signature
+    exports its batchable twin, `GenerativeModel.sample_batch_endpoint`).
 
     Args:
         signatures: `{signature: tuple of limit names}`, the limits each
@@ -69,12 +93,17 @@ class ServingLimits:
     ```python
     limits = ServingLimits({"sample": ("num_samples",)}, {"num_samples": 256})
     limits.resolve({"num_samples": 64})  # {"num_samples": 64}
-    limits.by_signature()  # {"sample": {"num_samples": 256}}
+    limits.by_signature()
+    # {"sample": {"num_samples": 256}, "sample_batch": {"batch_size": 1024}}
     ```
     """
 
     def __init__(self, signatures, defaults=None, maxima=None):
         self.signatures = {name: tuple(keys) for name, keys in signatures.items()}
+        if "sample" in self.signatures:
+            self.signatures.setdefault(
+                "sample_batch", sample_batch_limits(self.signatures["sample"])
+            )
         self.names = tuple(
             sorted({key for keys in self.signatures.values() for key in keys})
         )
@@ -165,7 +194,7 @@ def signature_limits(model, limits=None):
     ```python
     signature_limits(vae)
     # {"decode": {"batch_size": 1024}, "encode": {"batch_size": 1024},
-    #  "sample": {"num_samples": 1024}}
+    #  "sample": {"num_samples": 1024}, "sample_batch": {"batch_size": 1024}}
     ```
     """
     return model.serving_limits.by_signature(limits)
@@ -180,10 +209,11 @@ def _shape_text(shape):
 class InputChecks:
     """In-graph checks of one signature's inputs, run before anything else.
 
-    `shape`, `count`, `seed`, `batch`, `text` and `scalar` check one input
-    and return it with its shape ensured (`tf.ensure_shape`, which fails
-    with `INVALID_ARGUMENT` too); `finite`, `values`, `same_rows` and
-    `check` add checks of values. The assertions run one after another (so
+    `shape`, `count`, `seed`, `seed_rows`, `batch`, `text` and `scalar`
+    check one input and return it with its shape ensured (`tf.ensure_shape`,
+    which fails with `INVALID_ARGUMENT` too); `finite`, `values`,
+    `same_rows` and `check` add checks of values; `per_row` is a
+    `RowChecks` view adding to the same checks. The assertions run one after another (so
     the first failing one is reported), and `gate` returns the inputs
     behind all of them, so no op built from the gated tensors runs before
     every check has passed. A failing check raises `InvalidArgumentError`
@@ -251,6 +281,28 @@ class InputChecks:
             value,
         )
         return value
+
+    def seed_rows(self, value, limit, name="seed"):
+        """Checks int32 `[N, 2]` seeds, `1 <= N <= limit`, each row two
+        non-negative ints (the first bad row is named); returns them."""
+        value = self.batch(name, value, [None, 2], limit)
+        bad = tf.reduce_any(value < 0, axis=1)
+        rows = tf.shape(value)[0]
+        first = tf.reduce_min(tf.where(bad, tf.range(rows), rows))
+        self.check(
+            tf.logical_not(tf.reduce_any(bad)),
+            f"Every {name} row must be two ints in [0, 2**31 - 1]. Received: "
+            f"{name}[{{}}]={{}}",
+            first,
+            tf.reshape(tf.boolean_mask(value, bad)[:1], [-1]),
+        )
+        return value
+
+    def per_row(self):
+        """A `RowChecks` view whose checks join this chain (same `gate`)."""
+        view = RowChecks()
+        view._asserts = self._asserts
+        return view
 
     def batch(self, name, value, shape, limit, finite=False, low=None, high=None):
         """Checks a batched tensor: `shape` with `N` rows, `1 <= N <= limit`.
@@ -347,3 +399,37 @@ class InputChecks:
             value,
         )
         return value
+
+
+class RowChecks(InputChecks):
+    """The checks of a one-request signature, run on every row of a batch.
+
+    `sample_batch` gives each scalar input of `sample` one value per row
+    (`[N]`) and each per-sample input one entry per row. Passed to the
+    family's `check_sample_inputs` in place of `InputChecks`, `RowChecks`
+    runs the same checks on all rows at once: a scalar shape `[]` is
+    ensured as `[N]` and every condition must hold on every row, so a
+    per-row `num_steps` is checked against the limit of `sample`'s
+    `num_steps`, with the rows received in the message (summarised). Get
+    one with `InputChecks.per_row()`, so its checks are gated with the
+    others.
+
+    Example:
+
+    ```python
+    checks = InputChecks()
+    seed = checks.seed_rows(seed, 1024)
+    num_steps = checks.per_row().count("num_steps", num_steps, 1000)
+    # InvalidArgumentError: num_steps must be in [1, 1000].
+    #   Received: num_steps=[3 2000 3]
+    ```
+    """
+
+    def check(self, condition, template, *values):
+        """Adds an assertion that `condition` holds on every row."""
+        super().check(tf.reduce_all(condition), template, *values)
+
+    def shape(self, name, value, shape):
+        """Ensures `shape`, a scalar shape `[]` read as `[N]`; returns `value`."""
+        shape = tf.TensorShape(shape)
+        return super().shape(name, value, [None] if shape.rank == 0 else shape)
