@@ -16,7 +16,7 @@ SAMPLE_CHUNK = 100
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
-def sample_in_chunks(model, num_samples, seed, description=None, chunk=SAMPLE_CHUNK):
+def sample_in_chunks(model, num_samples, seed, description=None, chunk=SAMPLE_CHUNK, **options):
     """Draws `num_samples` in chunks, with a progress bar when there are several.
 
     Chunk `i` is drawn with the seed pair `(seed, i)`, so the first chunk is
@@ -29,18 +29,26 @@ def sample_in_chunks(model, num_samples, seed, description=None, chunk=SAMPLE_CH
         seed: Non-negative int.
         description: The bar's title (default: "Sampling N ...").
         chunk: Samples per `model.sample` call.
+        **options: Keyword options of `model.sample`; a list with one entry
+            per sample (e.g. `labels`, `prompt`) is split with the chunks.
 
     Returns:
         numpy samples, or a list of strings for text models.
     """
+
+    def part(value, start, size):
+        per_sample = isinstance(value, (list, tuple, np.ndarray)) and len(value) == num_samples
+        return value[start : start + size] if per_sample else value
+
     if num_samples <= chunk:
-        return model.sample(num_samples, seed=seed)
+        return model.sample(num_samples, seed=seed, **options)
     count = math.ceil(num_samples / chunk)
     bar = Progress(num_samples, description or f"Sampling {num_samples:,}", "sample")
     parts = []
     for i in range(count):
         size = min(chunk, num_samples - i * chunk)
-        parts.append(model.sample(size, seed=[seed, i]))
+        chunk_options = {k: part(v, i * chunk, size) for k, v in options.items()}
+        parts.append(model.sample(size, seed=[seed, i], **chunk_options))
         bar.advance(size)
     if model.data_kind == "text":
         return [text for part in parts for text in part]
@@ -69,7 +77,7 @@ def samples_path(model, path):
     return path
 
 
-def write_samples(model, samples, path, reference=None):
+def write_samples(model, samples, path, reference=None, columns=None):
     """Writes samples as a picture (or text) suited to the model's data kind.
 
     The file is replaced atomically.
@@ -79,6 +87,7 @@ def write_samples(model, samples, path, reference=None):
         samples: The output of `model.sample`.
         path: Output path (`.txt` for text models, an image suffix otherwise).
         reference: Optional `(M, 2)` data drawn under 2-D samples.
+        columns: Images per grid row (default: a square grid).
 
     Returns:
         The path written.
@@ -93,7 +102,7 @@ def write_samples(model, samples, path, reference=None):
                     f.write(f"--- sample {i} ---\n{text}\n")
             return path
         if kind == "image":
-            picture = plotting.image_grid(samples)
+            picture = plotting.image_grid(samples, columns=columns)
         elif kind == "points":
             picture = plotting.scatter(samples, reference)
         elif kind == "sequence":

@@ -47,6 +47,10 @@ TINY = {
         "base_filters": 8, "channel_multipliers": (1,), "attention_resolutions": (),
         "timesteps": 10, "sampling_steps": 4,
     },
+    ("diffusion", "unet-mnist-cond"): {
+        "base_filters": 8, "channel_multipliers": (1,), "attention_resolutions": (),
+        "timesteps": 10, "sampling_steps": 4,
+    },
     ("diffusion", "unet-32"): {
         "base_filters": 8, "channel_multipliers": (1,), "attention_resolutions": (),
         "num_res_blocks": 1, "timesteps": 10, "sampling_steps": 4,
@@ -61,6 +65,7 @@ TINY_SHAPES = {
     ("gan", "dcgan"): (8, 8, 1),
     ("flow", "mnist"): (4, 4, 1),
     ("diffusion", "unet-mnist"): (4, 4, 1),
+    ("diffusion", "unet-mnist-cond"): (4, 4, 1),
     ("diffusion", "unet-32"): (4, 4, 3),
 }
 

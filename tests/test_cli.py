@@ -50,7 +50,7 @@ def test_export_sample_evaluate(vae_run, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["savedmodel"] == os.path.join(base, "vae", "1")
     assert os.path.isfile(os.path.join(base, "vae", "vae-v1.tflite"))
-    assert report["signatures"] == ["decode", "encode", "sample"]
+    assert report["signatures"] == ["decode", "encode", "sample", "sample_batch"]
 
     out = str(tmp_path / "grid.png")
     assert cli.main(["sample", vae_run, "--num", "9", "--seed", "1", "--out", out]) == 0

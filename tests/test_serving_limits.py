@@ -281,6 +281,7 @@ def test_signature_limits_table(served):
         "decode": {"batch_size": 1024},
         "encode": {"batch_size": 1024},
         "sample": {"num_samples": 1024},
+        "sample_batch": {"batch_size": 1024},
     }
     ddpm = served("diffusion")[0]
     assert serving_limits.signature_limits(ddpm, {"num_steps": 5})["sample"] == {
@@ -291,6 +292,7 @@ def test_signature_limits_table(served):
         "generate": {"max_new_tokens": 1024, "prompt": 16384},
         "next_token_logits": {"batch_size": 64},
         "sample": {"max_new_tokens": 1024, "num_samples": 64},
+        "sample_batch": {"batch_size": 64, "max_new_tokens": 1024},
         "score": {"text": 16384},
     }
 

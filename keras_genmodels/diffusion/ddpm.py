@@ -1,22 +1,21 @@
 """Denoising diffusion probabilistic models (Ho et al., 2020) with an EMA."""
 
-import numbers
-
 import keras
 import tensorflow as tf
 
 from keras_genmodels.base import GenerativeModel, check_positive_int
+from keras_genmodels.conditioning import check_guidance_scale, labelled_pipeline
 from keras_genmodels.diffusion import evaluation
 from keras_genmodels.diffusion.gaussian import GaussianDiffusion
+from keras_genmodels.diffusion.guidance import ClassConditioning, drop_condition
+from keras_genmodels.diffusion.sampling import METHODS, DDPMSampling, check_steps
 from keras_genmodels.diffusion.schedules import SCHEDULES
 from keras_genmodels.diffusion.serving import DDPMSignatures
 from keras_genmodels.ema import WeightAverage, averaged_twin
 
-METHODS = ("ddpm", "ddim")
-
 
 @keras.saving.register_keras_serializable(package="keras_genmodels")
-class DDPM(DDPMSignatures, GenerativeModel):
+class DDPM(DDPMSignatures, DDPMSampling, GenerativeModel):
     """A DDPM: a noise-prediction network trained on the Gaussian process.
 
     Training draws `t ~ U{0, ..., T-1}` and `eps ~ N(0, I)` per example and
@@ -29,7 +28,14 @@ class DDPM(DDPMSignatures, GenerativeModel):
     is what `sample` and the exports use. Images in `[0, 1]` are mapped to
     `[-1, 1]` for the process and back when sampling; vectors (2-D points)
     are used as they are. The exported signatures are described in
-    `keras_genmodels.diffusion.serving`.
+    `keras_genmodels.diffusion.serving`, the samplers in
+    `keras_genmodels.diffusion.sampling`.
+
+    With `num_classes` the model is class-conditional with classifier-free
+    guidance (`keras_genmodels.diffusion.guidance`): it trains on
+    `(images, labels)` batches, replacing each label by the "no label" class
+    with probability `p_uncond`, and samples with
+    `eps = eps_uncond + w * (eps_cond - eps_uncond)`, `w = guidance_scale`.
 
     References:
         Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models",
@@ -41,7 +47,9 @@ class DDPM(DDPMSignatures, GenerativeModel):
     Args:
         network: Functional `keras.Model` with inputs `[x_t, t]` (`t`: int32
             `(batch,)`) predicting the noise, shaped like `x_t`: e.g.
-            `diffusion.unet.unet()` or `diffusion.mlp.mlp_denoiser()`.
+            `diffusion.unet.unet()` or `diffusion.mlp.mlp_denoiser()`; with
+            `num_classes`, inputs `[x_t, t, labels]` (`unet(...,
+            num_classes=...)`).
         timesteps: T, the number of diffusion steps.
         schedule: `"linear"` or `"cosine"`.
         ema_decay: Decay of the weight EMA, in `[0, 1)`. The decay used at
@@ -54,6 +62,12 @@ class DDPM(DDPMSignatures, GenerativeModel):
             or `"ddim"`.
         clip_denoised: Whether predicted `x_0` is clipped to `[-1, 1]` while
             sampling; `None` means yes for images, no for vectors.
+        num_classes: `None` (unconditional) or the number of classes of a
+            class-conditional model.
+        p_uncond: Probability with which training drops a label to "no
+            label" (conditional models), in `[0, 1)`.
+        guidance_scale: Default classifier-free guidance weight `w >= 0` of
+            `sample` and the exports (conditional models).
         seed: Optional int seed of the training noise.
         **kwargs: Passed to `keras.Model`.
 
@@ -85,6 +99,9 @@ class DDPM(DDPMSignatures, GenerativeModel):
         "sampling_steps",
         "sampling_method",
         "clip_denoised",
+        "num_classes",
+        "p_uncond",
+        "guidance_scale",
     )
 
     def __init__(
@@ -96,16 +113,26 @@ class DDPM(DDPMSignatures, GenerativeModel):
         sampling_steps=None,
         sampling_method="ddpm",
         clip_denoised=None,
+        num_classes=None,
+        p_uncond=0.1,
+        guidance_scale=1.0,
         seed=None,
         **kwargs,
     ):
         kwargs.setdefault("name", "ddpm")
         super().__init__(seed=seed, **kwargs)
-        if not isinstance(network, keras.Model) or len(network.inputs) != 2:
+        if num_classes is not None:
+            num_classes = check_positive_int(num_classes, "num_classes")
+        expected = "[x_t, t]" if num_classes is None else "[x_t, t, labels]"
+        if not isinstance(network, keras.Model) or len(network.inputs) != (
+            2 if num_classes is None else 3
+        ):
             raise ValueError(
-                "`network` must be a functional keras.Model with inputs [x_t, t]. "
-                f"Received: network={network!r}"
+                f"`network` must be a functional keras.Model with inputs {expected}"
+                f" (num_classes={num_classes}). Received: network={network!r}"
             )
+        if not 0.0 <= p_uncond < 1.0:
+            raise ValueError(f"`p_uncond` must be in [0, 1). Received: p_uncond={p_uncond}")
         data_shape = tuple(int(d) for d in network.inputs[0].shape[1:])
         if tuple(network.outputs[0].shape[1:]) != data_shape:
             raise ValueError(
@@ -151,12 +178,17 @@ class DDPM(DDPMSignatures, GenerativeModel):
         self.process = GaussianDiffusion(
             timesteps, schedule, clip_range=1.0 if self.clip_denoised else None
         )
+        self.num_classes = num_classes
+        self.p_uncond = float(p_uncond)
+        self.guidance_scale = check_guidance_scale(guidance_scale, 1.0)
+        self.condition = None if num_classes is None else ClassConditioning(num_classes)
+        self.uses_labels = num_classes is not None
+        self.conditioning = () if num_classes is None else ("labels", "guidance_scale")
         self.add_loss_trackers("loss")
         self.build(None)
 
     def call(self, inputs, training=False):
-        x_t, t = inputs
-        return self.network([x_t, t], training=training)
+        return self.network(list(inputs), training=training)
 
     # ------------------------------------------------------------------
     # Training.
@@ -172,8 +204,29 @@ class DDPM(DDPMSignatures, GenerativeModel):
             return tf.clip_by_value((x + 1.0) / 2.0, 0.0, 1.0)
         return x
 
+    def prepare_dataset(self, dataset, batch_size, shuffle=True, drop_remainder=False):
+        """Batches data, as `(images, labels)` pairs for a conditional model."""
+        if self.condition is None:
+            return super().prepare_dataset(dataset, batch_size, shuffle, drop_remainder)
+        return labelled_pipeline(dataset, batch_size, shuffle, drop_remainder, "DDPM")
+
+    def split_batch(self, data):
+        """`(x, raw condition)` of a batch; the condition is `None` when
+        the model is unconditional."""
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if isinstance(x, (tuple, list)):
+            x, y = x[0], x[1] if len(x) > 1 else y
+        if self.condition is None:
+            return x, None
+        if y is None:
+            raise ValueError(
+                "A class-conditional DDPM trains on (images, labels) batches. "
+                "Received batches without labels."
+            )
+        return x, tf.cast(tf.reshape(y, [-1]), tf.int32)
+
     def compute_losses(self, data, training=False):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x, raw = self.split_batch(data)
         x_0 = self.to_process_space(x)
         batch = tf.shape(x_0)[:1]
         # Global-batch draws (`batch_noise`): a mirrored step sees the noise of
@@ -182,9 +235,12 @@ class DDPM(DDPMSignatures, GenerativeModel):
         # `sqrt(1 - alpha_bar_t)` near t = 0 to 0); only the network is mixed.
         t = self.batch_noise(batch, "integer", "int32", maxval=self.timesteps)
         noise = self.batch_noise(tf.shape(x_0))
-        return {"loss": self.noise_loss(x_0, t, noise, training)}
+        if raw is not None and training:
+            keep = self.batch_noise(batch, "uniform") >= self.p_uncond
+            raw = drop_condition(self.condition, raw, keep)
+        return {"loss": self.noise_loss(x_0, t, noise, training, raw)}
 
-    def noise_loss(self, x_0, t, noise, training=False):
+    def noise_loss(self, x_0, t, noise, training=False, raw_condition=None):
         """The simple loss: the trained network's noise MSE at `(x_0, t, noise)`.
 
         Args:
@@ -192,131 +248,21 @@ class DDPM(DDPMSignatures, GenerativeModel):
             t: int32 timesteps `(batch,)`.
             noise: The `eps` that noises `x_0`, shaped like it.
             training: Whether the network runs in training mode.
+            raw_condition: The raw condition of a conditional model (e.g.
+                int32 labels), `None` otherwise.
 
         Returns:
-            Scalar float32 mean of `(eps_theta(x_t, t) - eps)^2`.
+            Scalar float32 mean of `(eps_theta(x_t, t[, c]) - eps)^2`.
         """
         x_t = self.process.q_sample(x_0, t, noise)
-        predicted = tf.cast(self.network([x_t, t], training=training), "float32")
+        inputs = [x_t, t]
+        if raw_condition is not None:
+            inputs += self.condition.network_inputs(raw_condition, training)
+        predicted = tf.cast(self.network(inputs, training=training), "float32")
         return tf.reduce_mean(tf.square(predicted - noise))
 
     def after_train_step(self):
         self.weight_average.update(self.optimizer.iterations)
-
-    # ------------------------------------------------------------------
-    # Sampling.
-    # ------------------------------------------------------------------
-    def predict_noise(self, x_t, t):
-        """The EMA network's noise prediction, float32 (pure TF)."""
-        return tf.cast(self.ema_network([x_t, t], training=False), "float32")
-
-    def sample(
-        self, num_samples, seed=None, *, num_steps=None, method=None, eta=0.0,
-        jit_compile=False,
-    ):
-        """Runs the reverse process with the EMA network, in one compiled loop.
-
-        The loop is a `tf.while_loop` inside a `tf.function` traced once per
-        `(num_steps, method, eta, jit_compile)` and reused for any
-        `num_samples` and seed. With the default `method` the result equals
-        the exported `sample` signature's for the same seed and `num_steps`.
-
-        Args:
-            num_samples: Positive int.
-            seed: `None`, an int or a pair of ints.
-            num_steps: Reverse steps in `[1, T]`; `None` uses
-                `sampling_steps` (T if that is `None`).
-            method: `"ddpm"` (ancestral; respaced when `num_steps < T`, i.e.
-                DDIM with `eta = 1`) or `"ddim"`; `None` is ancestral DDPM
-                at T steps and `sampling_method` below T (what the exported
-                `sample` signature runs).
-            eta: DDIM noise scale (0 is deterministic given `x_T`).
-            jit_compile: Whether each reverse step (network and update) runs
-                as one XLA cluster. On the 2-core development CPU (quiet) it
-                sped the `unet-mnist` loop up 2.4x at 1 image, 1.5x at 8 and
-                1.1x at 16 and the MLP's 1.1-1.2x, but was 10% slower at 64
-                images (the grid the command writes) and its first call
-                compiles for seconds, so it is off by default. Samples then
-                match the default to float32 rounding, not bit for bit.
-                Exports never use XLA (TF Serving disables XLA:CPU by default).
-
-        Returns:
-            numpy float32: images `(n, H, W, C)` in `[0, 1]`, or points
-            `(n, d)`.
-        """
-        return super().sample(
-            num_samples, seed, num_steps=num_steps, method=method, eta=eta,
-            jit_compile=jit_compile,
-        )
-
-    def sample_options(
-        self, num_samples, num_steps=None, method=None, eta=0.0, jit_compile=False
-    ):
-        if method is not None and method not in METHODS:
-            raise ValueError(
-                f"`method` must be one of {METHODS}. Received: method={method!r}"
-            )
-        if num_steps is None:
-            num_steps = self.sampling_steps or self.timesteps
-        num_steps = check_steps(num_steps, self.timesteps)
-        if eta < 0:
-            raise ValueError(f"`eta` must be non-negative. Received: eta={eta}")
-        static = {
-            "num_steps": num_steps,
-            "method": method or self.default_method(num_steps),
-            "eta": float(eta),
-            "jit_compile": bool(jit_compile),
-        }
-        return static, {}
-
-    def default_method(self, num_steps):
-        """The sampler of `method=None`: ancestral DDPM at T steps, else
-        `sampling_method` (Python int `num_steps`)."""
-        return "ddpm" if num_steps >= self.timesteps else self.sampling_method
-
-    def sample_from_seed(
-        self, num_samples, seed, num_steps=None, method=None, eta=0.0, jit_compile=False
-    ):
-        """The sampler behind `sample` and the exported `sample` signature.
-
-        Args:
-            num_samples: int32 scalar.
-            seed: int32 `[2]`.
-            num_steps: Python int or int32 scalar, clipped to `[1, T]`;
-                `None` uses `sampling_steps` (T if that is `None`).
-            method: `"ddpm"`, `"ddim"` or `None` (`default_method`; a
-                `tf.cond` when `num_steps` is a tensor).
-            eta: DDIM noise scale.
-            jit_compile: Whether each reverse step is one XLA cluster.
-
-        Returns:
-            float32 samples (images in `[0, 1]`).
-        """
-        if num_steps is None:
-            num_steps = self.sampling_steps or self.timesteps
-        if method is None and isinstance(num_steps, numbers.Integral):
-            method = self.default_method(num_steps)
-        shape = tf.concat([tf.reshape(tf.cast(num_samples, tf.int32), [1]), self.data_shape], 0)
-        steps = tf.clip_by_value(tf.cast(num_steps, tf.int32), 1, self.timesteps)
-
-        def run(method):
-            x = self.process.sample(
-                self.predict_noise, shape, seed, steps, method=method, eta=eta,
-                jit_compile=jit_compile,
-            )
-            return self.from_process_space(x)
-
-        if method is not None:
-            return run(method)
-        if self.sampling_method == "ddpm":
-            return run("ddpm")
-        return tf.cond(steps >= self.timesteps, lambda: run("ddpm"), lambda: run("ddim"))
-
-    def traced_function(self, key, fn, **function_kwargs):
-        # The sampler has no Python control flow on tensors: without autograph
-        # nothing is converted (or cached by code object) at trace time.
-        function_kwargs.setdefault("autograph", False)
-        return super().traced_function(key, fn, **function_kwargs)
 
     # ------------------------------------------------------------------
     # Evaluation.
@@ -361,14 +307,3 @@ class DDPM(DDPMSignatures, GenerativeModel):
                 )
             )
         return metrics
-
-
-def check_steps(num_steps, timesteps, name="num_steps"):
-    """Validates a step count in `[1, timesteps]`; returns it as an int."""
-    num_steps = check_positive_int(num_steps, name)
-    if num_steps > timesteps:
-        raise ValueError(
-            f"`{name}` must be at most timesteps={timesteps}. "
-            f"Received: {name}={num_steps}"
-        )
-    return num_steps

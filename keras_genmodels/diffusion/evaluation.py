@@ -20,7 +20,8 @@ def noise_prediction_loss(model, dataset, batch_size, seed):
 
     Args:
         model: A `DDPM`.
-        dataset: Unbatched test-split dataset (labels are ignored).
+        dataset: Unbatched test-split dataset; a class-conditional model
+            is scored on `(image, label)` pairs, conditioned on the label.
         batch_size: Examples per batch.
         seed: Int seed of the timesteps and noise.
 
@@ -34,13 +35,14 @@ def noise_prediction_loss(model, dataset, batch_size, seed):
         model, dataset, batch_size, "Diffusion noise-prediction loss"
     )
     for i, batch in enumerate(batches):
-        x_0 = model.to_process_space(batch)
+        x, raw_condition = model.split_batch(batch)
+        x_0 = model.to_process_space(x)
         n = tf.shape(x_0)[0]
         t = tf.random.stateless_uniform(
             [n], [seed, 2 * i], 0, model.timesteps, dtype=tf.int32
         )
         noise = tf.random.stateless_normal(tf.shape(x_0), [seed, 2 * i + 1])
-        total += float(model.noise_loss(x_0, t, noise)) * int(n)
+        total += float(model.noise_loss(x_0, t, noise, raw_condition=raw_condition)) * int(n)
         count += int(n)
     return total / count, count
 

@@ -53,14 +53,18 @@ def unet(
     num_heads=1,
     groups=8,
     dropout=0.0,
+    num_classes=None,
 ):
-    """A U-Net `(x_t, t) -> predicted noise` for images.
+    """A U-Net `(x_t, t[, labels]) -> predicted noise` for images.
 
     Level `i` of the down path has `base_filters * channel_multipliers[i]`
     filters and `num_res_blocks` residual blocks, followed by a stride-2
     convolution (except at the last level); the up path mirrors it with one
     more block per level, each taking the matching down-path activation
-    through a concatenated skip. Self-attention follows every block whose
+    through a concatenated skip. With `num_classes` the network is
+    class-conditional: an embedding of the label (`num_classes + 1` entries,
+    the last one "no label", the unconditional case of classifier-free
+    guidance) is added to the time embedding. Self-attention follows every block whose
     feature map side is in `attention_resolutions`, and the middle has
     `block -> attention -> block`.
 
@@ -79,10 +83,14 @@ def unet(
         num_heads: Attention heads (must divide the filters there).
         groups: GroupNorm groups.
         dropout: Dropout rate inside the residual blocks.
+        num_classes: `None` (unconditional) or the number of classes of a
+            class-conditional network.
 
     Returns:
         A functional `keras.Model` with inputs `[x_t (batch, H, W, C), t
-        (batch,) int32]` and output `(batch, H, W, C)`.
+        (batch,) int32]` (plus `labels (batch,) int32` in
+        `[0, num_classes]` when class-conditional) and output
+        `(batch, H, W, C)`.
 
     Example:
 
@@ -118,6 +126,8 @@ def unet(
             )
     if not 0 <= dropout < 1:
         raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+    if num_classes is not None:
+        num_classes = check_positive_int(num_classes, "num_classes")
 
     x_t = keras.Input(data_shape, name="x_t")
     t = keras.Input((), dtype="int32", name="t")
@@ -125,6 +135,12 @@ def unet(
     emb = SinusoidalEmbedding(base_filters, name="time_embedding")(t)
     emb = layers.Dense(emb_dim, activation="silu", name="time_dense_1")(emb)
     emb = layers.Dense(emb_dim, name="time_dense_2")(emb)
+    inputs = [x_t, t]
+    if num_classes is not None:
+        labels = keras.Input((), dtype="int32", name="labels")
+        label_emb = layers.Embedding(num_classes + 1, emb_dim, name="label_embedding")(labels)
+        emb = layers.Add(name="time_label_embedding")([emb, label_emb])
+        inputs.append(labels)
 
     h = layers.Conv2D(base_filters, 3, padding="same", name="input_conv")(x_t)
     skips = [h]
@@ -163,4 +179,4 @@ def unet(
     outputs = layers.Conv2D(
         data_shape[-1], 3, padding="same", name="noise", dtype="float32"
     )(h)
-    return keras.Model([x_t, t], outputs, name="unet")
+    return keras.Model(inputs, outputs, name="unet")

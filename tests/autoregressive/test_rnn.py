@@ -103,7 +103,7 @@ def test_served_forecast_matches_python(reference, tmp_path):
     model = reference[0]
     # The fresh-process check and TF Lite parity are tests/test_contract.py's.
     loaded = tf.saved_model.load(export.export_savedmodel(model, str(tmp_path), name="sine"))
-    assert sorted(set(loaded.signatures) - {"serving_default"}) == ["forecast", "sample", "step"]
+    assert sorted(set(loaded.signatures) - {"serving_default"}) == ["forecast", "sample", "sample_batch", "step"]
     history = np.sin(np.arange(12, dtype="float32") / 3)[None]
     out = loaded.signatures["forecast"](history=tf.constant(history), steps=tf.constant(7))
     np.testing.assert_allclose(out["forecast"].numpy(), model.forecast(history, 7), atol=1e-6)
@@ -152,7 +152,9 @@ def test_byte_rnn_round_trip_and_served_sample(bytes_model, tmp_path):
     path = export.export_savedmodel(model, str(tmp_path / "sm"))
     assert path.split("/")[-2] == "ar-rnn-text"
     signatures = tf.saved_model.load(path).signatures
-    assert sorted(set(signatures) - {"serving_default"}) == ["generate", "sample", "score", "step"]
+    assert sorted(set(signatures) - {"serving_default"}) == [
+        "generate", "sample", "sample_batch", "score", "step",
+    ]
     served = signatures["sample"](
         num_samples=tf.constant(3), seed=tf.constant([4, 2]), max_new_tokens=tf.constant(9)
     )["text"]

@@ -202,7 +202,7 @@ def test_export_signatures(exported):
     _, report = exported
     loaded = tf.saved_model.load(report["savedmodel"])
     names = sorted(set(loaded.signatures) - {"serving_default"})
-    assert names == ["generate", "next_token_logits", "sample", "score"]
+    assert names == ["generate", "next_token_logits", "sample", "sample_batch", "score"]
     assert export.tflite_signatures(report["tflite"]) == ["next_token_logits"]
 
 

@@ -81,7 +81,8 @@ def test_config_is_the_declared_arguments(image_model):
     config = image_model.get_config()
     assert {k: config[k] for k in DDPM.config_arguments} == {
         "timesteps": T, "schedule": "cosine", "ema_decay": 0.999, "sampling_steps": 5,
-        "sampling_method": "ddim", "clip_denoised": True,
+        "sampling_method": "ddim", "clip_denoised": True, "num_classes": None,
+        "p_uncond": 0.1, "guidance_scale": 1.0,
     }
     restored = DDPM.from_config(config)
     assert restored.data_shape == (8, 8, 1) and restored.process.clip_range == 1.0
