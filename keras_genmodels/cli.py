@@ -128,8 +128,41 @@ def parser():
     )
     sample.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
-    evaluate = commands.add_parser("evaluate", help="held-out figures of a run")
-    evaluate.add_argument("run")
+    evaluate = commands.add_parser(
+        "evaluate", help="held-out figures of a run, or of an export (--export)",
+        description="Held-out figures of a run (written to RUN/metrics.json), or of "
+        "an exported model computed from its signatures alone: --export PATH "
+        "--dataset NAME prints a JSON report (figures, the ones an export cannot "
+        "give and why, and the model card's run figures beside them when it has "
+        "them); --out FILE also writes it. With --seed 0 the draws are those of "
+        "`evaluate RUN`, so the figures equal the run's where the export serves "
+        "what they need.",
+    )
+    evaluate.add_argument("run", nargs="?", help="run directory (not with --export)")
+    evaluate.add_argument(
+        "--export", metavar="PATH",
+        help="a SavedModel version directory, a model directory (its newest "
+        "version) or a .tflite file",
+    )
+    evaluate.add_argument(
+        "--dataset", metavar="NAME",
+        help="with --export: the data set whose test split is used (default: the "
+        "one the model card names)",
+    )
+    evaluate.add_argument(
+        "--seed", type=int, default=None,
+        help="with --export: base seed of every draw (default 0, the run's draws)",
+    )
+    evaluate.add_argument(
+        "--input", dest="inputs", action="append", default=[], type=_parse_override,
+        metavar="NAME=VALUE",
+        help="with --export: an extra input of the sample signature, e.g. "
+        "--input num_steps=50 (default: the model card's, else the export's limit)",
+    )
+    evaluate.add_argument(
+        "--out", metavar="FILE",
+        help="with --export: also write the JSON report to FILE (replaced if it exists)",
+    )
 
     export = commands.add_parser("export", help="SavedModel for TF Serving (+ TF Lite)")
     export.add_argument("run")
@@ -194,8 +227,23 @@ def cmd_sample(args):
 
 
 def cmd_evaluate(args):
+    if args.export is not None:
+        return cmd_evaluate_export(args)
     from keras_genmodels import run_outputs, training
 
+    if args.run is None:
+        raise CommandError("evaluate needs a run directory, or --export PATH.")
+    export_only = [
+        flag for flag, value in (
+            ("--dataset", args.dataset), ("--seed", args.seed), ("--out", args.out),
+            ("--input", args.inputs or None),
+        ) if value is not None
+    ]
+    if export_only:
+        raise CommandError(
+            f"Only with --export: {', '.join(export_only)} (a run is evaluated on its "
+            f"own test split). Received: evaluate {args.run} with {', '.join(export_only)}"
+        )
     run_dir = RunDirectory(args.run)
     run, model = run_dir.load_model()
     figures = run_outputs.evaluate(model, run)
@@ -205,6 +253,29 @@ def cmd_evaluate(args):
     figures = training.write_metrics(run_dir, metrics)["test"]
     print(json.dumps(figures, indent=2))
     return figures
+
+
+def cmd_evaluate_export(args):
+    from keras_genmodels import files
+    from keras_genmodels.evaluation.exported_figures import evaluate_export
+    from keras_genmodels.run_outputs import finite_figures
+
+    if args.run is not None:
+        raise CommandError(
+            f"Pass a run directory or --export, not both. Received: evaluate {args.run} "
+            f"--export {args.export}"
+        )
+    seed = 0 if args.seed is None else args.seed
+    if seed < 0:
+        raise CommandError(f"--seed must be non-negative. Received: --seed {seed}")
+    report = evaluate_export(
+        args.export, args.dataset, seed=seed, sample_inputs=dict(args.inputs)
+    )
+    report, _ = finite_figures(report)
+    if args.out:
+        files.write_json(args.out, report)
+    print(json.dumps(report, indent=2))
+    return report
 
 
 def cmd_export(args):

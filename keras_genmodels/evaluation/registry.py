@@ -80,6 +80,9 @@ def register(name, data_kind, applies):
 
     Returns:
         A decorator that registers the function and returns it unchanged.
+        A function that takes a `seed` keyword (default: the seed of
+        `evaluate`'s draws) gets the `--seed` of `keras-genmodels evaluate
+        --export` (`keras_genmodels.evaluation.exported_figures`).
     """
 
     def decorate(figures):
@@ -120,7 +123,7 @@ def _features(test, limit):
 
 
 @register("classifier-FID", "image", lambda name: name in DIGIT_DATASETS)
-def digit_figures(model, test, dataset_name, num_images=DIGIT_IMAGES):
+def digit_figures(model, test, dataset_name, num_images=DIGIT_IMAGES, seed=0):
     """Classifier-FID, precision and recall of generated MNIST digits.
 
     Args:
@@ -128,6 +131,7 @@ def digit_figures(model, test, dataset_name, num_images=DIGIT_IMAGES):
         test: The unbatched test split.
         dataset_name: The data set's name (one of `DIGIT_DATASETS`).
         num_images: How many samples (and test images) to compare.
+        seed: The sampling seed (`sample_in_chunks`).
 
     Returns:
         The figures, or `{}` when the model's images are not 28x28x1.
@@ -139,7 +143,7 @@ def digit_figures(model, test, dataset_name, num_images=DIGIT_IMAGES):
     if reference.shape[1:] != classifier_fid.IMAGE_SHAPE:
         return {}
     generated = sample_in_chunks(
-        model, len(reference), seed=0,
+        model, len(reference), seed=seed,
         description=f"classifier-FID: sampling {len(reference):,} images",
     )
     return {
