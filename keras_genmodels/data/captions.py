@@ -177,6 +177,25 @@ class CaptionBuilder:
             for label in range(self.num_classes)
         ]
 
+    def prompts_for(self, labels, split="test"):
+        """One caption per requested label, cycling through a split's templates.
+
+        What the conditional-accuracy figures ask a text-conditional model
+        for: with `split="test"`, phrasings it never saw in training.
+
+        Args:
+            labels: Ints in `[0, num_classes)`.
+            split: `"train"` or `"test"` (the held-out templates).
+
+        Returns:
+            A list of `len(labels)` strings.
+        """
+        templates = self.templates(split)
+        return [
+            self.caption(int(label), templates[i % len(templates)])
+            for i, label in enumerate(labels)
+        ]
+
     def longest_caption_bytes(self):
         """UTF-8 bytes of the longest caption of either split."""
         return max(

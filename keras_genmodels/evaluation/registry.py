@@ -134,22 +134,47 @@ def digit_figures(model, test, dataset_name, num_images=DIGIT_IMAGES, seed=0):
         seed: The sampling seed (`sample_in_chunks`).
 
     Returns:
-        The figures, or `{}` when the model's images are not 28x28x1.
+        The figures, or `{}` when the model's images are not 28x28x1. A
+        conditional model draws balanced classes (labels, or for a text
+        model captions in the held-out templates) and also gets
+        `conditional_accuracy`, the share the shipped classifier reads as
+        the requested class.
     """
     from keras_genmodels.evaluation import classifier_fid
+    from keras_genmodels.evaluation.conditional import conditional_accuracy
     from keras_genmodels.run_outputs import sample_in_chunks
 
     reference = _features(test, num_images)
     if reference.shape[1:] != classifier_fid.IMAGE_SHAPE:
         return {}
+    requested, options = _requested_digits(model, len(reference))
     generated = sample_in_chunks(
         model, len(reference), seed=seed,
-        description=f"classifier-FID: sampling {len(reference):,} images",
+        description=f"classifier-FID: sampling {len(reference):,} images", **options,
     )
-    return {
+    figures = {
         "classifier_fid": classifier_fid.digit_scores(generated, reference),
         "classifier_fid_floor": classifier_fid.digit_floor(),
     }
+    if requested is not None:
+        figures["conditional_accuracy"] = conditional_accuracy(generated, requested)["accuracy"]
+    return figures
+
+
+def _requested_digits(model, num_images):
+    """The classes a conditional model is asked for (balanced) and the
+    `sample` options that ask for them: labels, or held-out captions."""
+    from keras_genmodels.data.captions import DIGITS
+    from keras_genmodels.evaluation.conditional import balanced_labels
+
+    conditioning = getattr(model, "conditioning", ())
+    if "labels" in conditioning:
+        requested = balanced_labels(num_images, model.num_classes)
+        return requested, {"labels": requested}
+    if "prompt" in conditioning:
+        requested = balanced_labels(num_images, DIGITS.num_classes)
+        return requested, {"prompt": DIGITS.prompts_for(requested, "test")}
+    return None, {}
 
 
 @register("2-D toy-set figures", "points", lambda name: toy_set(name) is not None)
