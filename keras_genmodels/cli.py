@@ -1,4 +1,4 @@
-"""The `keras-genmodels` command: list, train, sample, evaluate, export.
+"""The `keras-genmodels` command: list, train, sample, evaluate, export, inspect.
 
 ```
 keras-genmodels list
@@ -6,6 +6,7 @@ keras-genmodels train vae --preset conv --dataset mnist --out runs/vae
 keras-genmodels sample runs/vae --num 64 --seed 0 --out grid.png
 keras-genmodels evaluate runs/vae
 keras-genmodels export runs/vae --base-dir savedmodels --tflite
+keras-genmodels inspect savedmodels/vae
 ```
 
 `train` writes into its run directory `run.json` (what was trained),
@@ -179,6 +180,16 @@ def parser():
         metavar="INPUT=N",
         help="limit of another client-controlled size, e.g. --limit max_new_tokens=512",
     )
+
+    inspect = commands.add_parser(
+        "inspect",
+        help="model card, signatures and REST requests of an export (loads no model)",
+    )
+    inspect.add_argument(
+        "path", help="a SavedModel version directory, a model directory (its newest "
+        "version) or a .tflite file",
+    )
+    inspect.add_argument("--json", action="store_true", help="print one JSON document")
     return parser
 
 
@@ -280,6 +291,7 @@ def cmd_evaluate_export(args):
 
 def cmd_export(args):
     from keras_genmodels import export
+    from keras_genmodels.model_card import run_information
 
     run, model = RunDirectory(args.run).load_model()
     limits = dict(args.limits)
@@ -292,9 +304,18 @@ def cmd_export(args):
         version=args.version,
         tflite=args.tflite,
         limits=limits or None,
+        card=run_information(args.run),
     )
     print(json.dumps(report, indent=2))
     return report
+
+
+def cmd_inspect(args):
+    from keras_genmodels import inspect_export
+
+    info = inspect_export.describe(args.path)
+    print(json.dumps(info, indent=2) if args.json else inspect_export.format_text(info))
+    return info
 
 
 COMMANDS = {
@@ -303,6 +324,7 @@ COMMANDS = {
     "sample": cmd_sample,
     "evaluate": cmd_evaluate,
     "export": cmd_export,
+    "inspect": cmd_inspect,
 }
 
 

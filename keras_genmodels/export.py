@@ -4,31 +4,35 @@
 watches, through a staging directory renamed into place so a server never
 sees a half-written version (`keras_genmodels.export_layout`). Its signatures
 check every input in the graph against limits fixed at export time
-(`keras_genmodels.serving_limits`). `export_tflite` converts the model's
+(`keras_genmodels.serving_limits`). Each version carries, in
+`assets.extra/`, TF Serving's warm-up requests built from the model's example
+inputs (`keras_genmodels.serving_warmup`) and a model card
+(`keras_genmodels.model_card`). `export_tflite` converts the model's
 static-shape `tflite_endpoints()` into one `.tflite` file with one signature
 each.
 
-`verify_savedmodel` loads an export in a fresh Python process that imports only
-TensorFlow and calls every signature; `compare_tflite` runs the `.tflite` file
-in `ai_edge_litert` and checks it against the SavedModel signature of the same
-name, within the model's `tflite_tolerance` (absolute, 1e-4 by default).
-`export_and_verify` does both before the version is published. The TF
-Serving request helpers live in `keras_genmodels.serving_requests`.
+`export_and_verify` also checks both before the version is published
+(`keras_genmodels.export_verify`): the SavedModel in a fresh Python process
+that imports only TensorFlow, the `.tflite` file in `ai_edge_litert` against
+the SavedModel signature of the same name, within the model's
+`tflite_tolerance` (absolute, 1e-4 by default). The TF Serving request
+helpers live in `keras_genmodels.serving_requests`.
 """
 
-import json
 import os
-import subprocess
-import sys
 import tempfile
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from keras_genmodels import export_layout
-from keras_genmodels._startup import quiet_native_logs
+from keras_genmodels import export_layout, model_card, serving_warmup
 from keras_genmodels.export_layout import next_version
+from keras_genmodels.export_verify import (
+    compare_tflite,
+    run_tflite,
+    tflite_signatures,
+    verify_savedmodel,
+)
 from keras_genmodels.serving_limits import resolve_limits
 from keras_genmodels.serving_requests import (
     predict_request,
@@ -86,24 +90,38 @@ def _plan(model, base_dir, name, version, limits):
     return target, _checked_endpoints(model, endpoints, "export_endpoints")
 
 
-def _write_staged(model, endpoints, target):
-    """Writes the SavedModel into a staging directory beside `target`."""
+def _write_staged(model, endpoints, target, examples):
+    """Writes the SavedModel and its warm-up requests into a staging directory."""
     model_dir, version = os.path.split(target)
     staging = export_layout.stage(model_dir, version)
     try:
         _write_archive(model, endpoints, staging)
+        serving_warmup.write_warmup_requests(
+            staging, examples, model_name=os.path.basename(model_dir)
+        )
     except BaseException:
         export_layout.discard(staging)
         raise
     return staging
 
 
-def export_savedmodel(model, base_dir, name=None, version=None, limits=None):
+def _write_card(model, staging, target, limits, tflite=None, card=None):
+    model_dir, version = os.path.split(target)
+    return model_card.write_card(staging, model_card.build_card(
+        model, serving_warmup.read_signatures(staging), os.path.basename(model_dir),
+        int(version), limits=limits, tflite=tflite, card=card,
+    ))
+
+
+def export_savedmodel(model, base_dir, name=None, version=None, limits=None, card=None):
     """Writes the model's serving signatures as `base_dir/name/version/`.
 
     The version is written into a staging directory and renamed into place
     when complete (see `keras_genmodels.export_layout`); its directory gets
     the mode of the umask, so a server running as another user can read it.
+    It holds `assets.extra/tf_serving_warmup_requests`, one TF Serving
+    warm-up request per signature from `model.export_examples()`, and
+    `assets.extra/model_card.json` (`keras_genmodels.model_card`).
 
     Args:
         model: A `GenerativeModel`.
@@ -116,6 +134,9 @@ def export_savedmodel(model, base_dir, name=None, version=None, limits=None):
         limits: Optional `{limit name: positive int}` replacing the model's
             default serving limits (`model.serving_limits`), e.g.
             `{"num_samples": 64}`; see `keras_genmodels.serving_limits`.
+        card: Optional dict of model card fields merged into the card, e.g.
+            `model_card.run_information(run_dir)` or
+            `{"preset": "conv", "training": {"dataset": "mnist"}}`.
 
     Returns:
         The path of the written version directory.
@@ -128,9 +149,11 @@ def export_savedmodel(model, base_dir, name=None, version=None, limits=None):
     # more than 64 samples fails with INVALID_ARGUMENT.
     ```
     """
+    card = model_card.check_card(card)
     target, endpoints = _plan(model, base_dir, name, version, limits)
-    staging = _write_staged(model, endpoints, target)
+    staging = _write_staged(model, endpoints, target, model.export_examples())
     try:
+        _write_card(model, staging, target, limits, card=card)
         export_layout.publish(staging, target)
     except BaseException:
         export_layout.discard(staging)
@@ -168,225 +191,19 @@ def export_tflite(model, path, batch_size=1):
     return path
 
 
-#: Suffix of a string output's key in the verifier's `.npz` (hex-encoded).
-_HEX = "#hex"
-
-_VERIFY_SCRIPT = r"""
-import json, sys
-import numpy as np
-import tensorflow as tf
-path, inputs_file, outputs_file, require_all = sys.argv[1:5]
-loaded = tf.saved_model.load(path)
-inputs = np.load(inputs_file)
-requests = {}
-for key in inputs.files:
-    signature, argument = key.split("/", 1)
-    requests.setdefault(signature, {})[argument] = inputs[key]
-missing = sorted(set(loaded.signatures) - set(requests) - {"serving_default"})
-if missing and require_all == "1":
-    sys.exit("no example inputs for signatures: " + ", ".join(missing))
-outputs, repeatable = {}, {}
-for signature, arguments in requests.items():
-    fn = loaded.signatures[signature]
-    first = fn(**{k: tf.constant(v) for k, v in arguments.items()})
-    again = fn(**{k: tf.constant(v) for k, v in arguments.items()})
-    repeatable[signature] = all(
-        np.array_equal(first[name].numpy(), again[name].numpy()) for name in first
-    )
-    for name, value in first.items():
-        array = np.array(value.numpy(), dtype=object if value.dtype == tf.string else None)
-        if value.dtype == tf.string:  # Hex, as 'S' arrays drop trailing NULs.
-            hexed = np.array([b.hex() for b in array.reshape(-1)], dtype=str)
-            outputs[signature + "/" + name + "#hex"] = hexed.reshape(array.shape)
-        else:
-            outputs[signature + "/" + name] = array
-np.savez(outputs_file, **outputs)
-foreign = sorted(m for m in sys.modules if m.split(".")[0] == "keras_genmodels")
-print(json.dumps({"repeatable": repeatable, "foreign": foreign}))
-"""
-
-
-def _output_key(key):
-    return key[: -len(_HEX)] if key.endswith(_HEX) else key
-
-
-def _output_array(key, array):
-    """Decodes the verifier's hex-encoded string outputs back to bytes."""
-    if not key.endswith(_HEX):
-        return array
-    decoded = [bytes.fromhex(h) for h in array.reshape(-1)]
-    return np.array(decoded, dtype=object).reshape(array.shape)
-
-
-def _flatten(requests):
-    return {
-        f"{signature}/{argument}": np.asarray(value)
-        for signature, arguments in requests.items()
-        for argument, value in arguments.items()
-    }
-
-
-def _unflatten(arrays):
-    nested = {}
-    for key, value in arrays.items():
-        signature, name = key.split("/", 1)
-        nested.setdefault(signature, {})[name] = value
-    return nested
-
-
-def verify_savedmodel(path, requests, require_all=True, timeout=300):
-    """Calls every signature of a SavedModel in a fresh TensorFlow-only process.
-
-    The child process imports numpy and TensorFlow only and calls each
-    signature twice; it fails if any signature lacks example inputs, gives
-    different outputs for the same inputs (seeded sampling must be
-    repeatable), or if `keras_genmodels` got imported.
-
-    Args:
-        path: The SavedModel directory (a version directory).
-        requests: `{signature: {argument: array}}`, e.g. from
-            `model.export_examples()`. Signatures absent from the
-            SavedModel are skipped.
-        require_all: Whether every signature of the SavedModel must have
-            inputs in `requests` (and so be called).
-        timeout: Seconds before the child process is killed.
-
-    Returns:
-        `{signature: {output name: numpy array}}`.
-    """
-    path = os.path.abspath(path)
-    loaded_names = _signature_names(path)
-    requests = {k: v for k, v in requests.items() if k in loaded_names}
-    with tempfile.TemporaryDirectory() as tmp:
-        inputs_file = os.path.join(tmp, "inputs.npz")
-        outputs_file = os.path.join(tmp, "outputs.npz")
-        np.savez(inputs_file, **_flatten(requests))
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        proc = subprocess.run(
-            [
-                sys.executable, "-c", _VERIFY_SCRIPT,
-                path, inputs_file, outputs_file, "1" if require_all else "0",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            cwd=tmp,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"Loading {path} in a fresh TensorFlow process failed:\n"
-                + proc.stderr[-3000:]
-            )
-        report = json.loads(proc.stdout.strip().splitlines()[-1])
-        if report["foreign"]:
-            raise RuntimeError(
-                f"The SavedModel at {path} imported {report['foreign']} "
-                "when loaded; endpoints must be pure TensorFlow."
-            )
-        with np.load(outputs_file) as data:
-            outputs = _unflatten({_output_key(k): _output_array(k, data[k]) for k in data.files})
-    not_repeatable = sorted(k for k, same in report["repeatable"].items() if not same)
-    if not_repeatable:
-        raise RuntimeError(
-            f"Signatures {not_repeatable} of {path} gave different outputs for "
-            "the same inputs; randomness must come from the `seed` input."
-        )
-    return outputs
-
-
-def _signature_names(path):
-    from tensorflow.python.tools import saved_model_utils
-
-    meta_graph = saved_model_utils.get_meta_graph_def(path, "serve")
-    return set(meta_graph.signature_def)
-
-
-def run_tflite(path, signature, inputs):
-    """Runs one signature of a `.tflite` file in `ai_edge_litert`.
-
-    Args:
-        path: The `.tflite` file.
-        signature: Signature name.
-        inputs: `{argument: array}`; arrays are cast to the expected dtypes.
-
-    Returns:
-        `{output name: numpy array}`.
-    """
-    from ai_edge_litert.interpreter import Interpreter
-
-    with quiet_native_logs():
-        interpreter = Interpreter(model_path=path)
-        runner = interpreter.get_signature_runner(signature)
-    details = runner.get_input_details()
-    expected = set(details)
-    if set(inputs) != expected:
-        raise ValueError(
-            f"Signature {signature!r} of {path} takes {sorted(expected)}. "
-            f"Received: {sorted(inputs)}"
-        )
-    cast = {
-        k: np.asarray(v).astype(details[k]["dtype"]) for k, v in inputs.items()
-    }
-    with quiet_native_logs():  # The delegate announces itself on the first call.
-        return runner(**cast)
-
-
-def tflite_signatures(path):
-    """Returns the signature names of a `.tflite` file."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    return sorted(Interpreter(model_path=path).get_signature_list())
-
-
-def compare_tflite(tflite_path, savedmodel_path, requests, atol=1e-4):
-    """Checks every TF Lite signature against the same-named SavedModel one.
-
-    Args:
-        tflite_path: The `.tflite` file.
-        savedmodel_path: The SavedModel version directory.
-        requests: `{signature: {argument: array}}` with static-batch inputs,
-            e.g. `model.signature_examples(batch_size)`.
-        atol: Largest absolute difference allowed.
-
-    Returns:
-        `{signature: largest absolute difference}`.
-    """
-    loaded = tf.saved_model.load(savedmodel_path)
-    differences = {}
-    for signature in tflite_signatures(tflite_path):
-        if signature not in loaded.signatures:
-            raise ValueError(
-                f"TF Lite signature {signature!r} has no SavedModel twin in "
-                f"{savedmodel_path}."
-            )
-        inputs = requests[signature]
-        lite = run_tflite(tflite_path, signature, inputs)
-        fn = loaded.signatures[signature]
-        reference = fn(**{k: tf.constant(v) for k, v in inputs.items()})
-        worst = 0.0
-        for name, value in reference.items():
-            if value.shape.num_elements():
-                diff = np.max(np.abs(lite[name] - value.numpy()))
-                worst = max(worst, float(diff))
-        if worst > atol:
-            raise AssertionError(
-                f"TF Lite signature {signature!r} differs from the SavedModel "
-                f"by {worst:.3g} > atol={atol:g}."
-            )
-        differences[signature] = worst
-    return differences
-
-
-def export_and_verify(model, base_dir, name=None, version=None, tflite=True, limits=None):
+def export_and_verify(
+    model, base_dir, name=None, version=None, tflite=True, limits=None, card=None
+):
     """Exports a model for TF Serving and TF Lite and verifies both.
 
-    The SavedModel is written into a staging directory, loaded in a fresh
-    TensorFlow-only process and every signature is called twice with
-    `model.export_examples()`; the `.tflite` file (written as
+    The SavedModel is written into a staging directory with its warm-up
+    requests, loaded in a fresh TensorFlow-only process and every signature
+    is called twice with `model.export_examples()` (the warm-up requests'
+    inputs); the `.tflite` file (written as
     `base_dir/name/name-vVERSION.tflite`, outside the version directories TF
     Serving scans) is compared with the SavedModel within
-    `model.tflite_tolerance`. Only then is the version renamed into place: a
+    `model.tflite_tolerance`. The model card, with the `.tflite` file's
+    SHA-256, is written last. Only then is the version renamed into place: a
     version that fails verification is never served, and its files are
     removed.
 
@@ -398,11 +215,15 @@ def export_and_verify(model, base_dir, name=None, version=None, tflite=True, lim
         tflite: Whether to write and check the `.tflite` file too.
         limits: Optional `{limit name: positive int}` replacing the model's
             default serving limits, as in `export_savedmodel`.
+        card: Optional dict of model card fields merged into the card, as
+            in `export_savedmodel` (the command passes what the run
+            directory knows: `model_card.run_information`).
 
     Returns:
         A dict with `savedmodel` (path), `signatures` (names), `limits`
-        (`{signature: {limit name: int}}`), `tflite` (path or `None`) and
-        `tflite_max_abs_diff` (`{signature: float}`).
+        (`{signature: {limit name: int}}`), `tflite` (path or `None`),
+        `tflite_max_abs_diff` (`{signature: float}`), `model_card` and
+        `warmup_requests` (paths inside the version).
 
     Example:
 
@@ -411,17 +232,19 @@ def export_and_verify(model, base_dir, name=None, version=None, tflite=True, lim
     report["savedmodel"]  # "savedmodels/ar-transformer/1"
     ```
     """
+    card = model_card.check_card(card)
     target, endpoints = _plan(model, base_dir, name, version, limits)
     model_dir, version_name = os.path.split(target)
     lite_path = os.path.join(
         model_dir, f"{os.path.basename(model_dir)}-v{version_name}.tflite"
     )
-    staging = _write_staged(model, endpoints, target)
+    examples = model.export_examples()
+    staging = _write_staged(model, endpoints, target, examples)
     lite_staging = staging + ".tflite"
     published = []
     try:
         try:
-            outputs = verify_savedmodel(staging, model.export_examples())
+            outputs = verify_savedmodel(staging, examples)
             differences = {}
             if tflite:
                 export_tflite(model, lite_staging)
@@ -435,6 +258,13 @@ def export_and_verify(model, base_dir, name=None, version=None, tflite=True, lim
                 f"{model_dir} was not published and its files were removed: "
                 f"{type(error).__name__}: {error}"
             ) from error
+        lite_card = None
+        if tflite:
+            lite_card = model_card.tflite_entry(
+                lite_staging, os.path.basename(lite_path), differences,
+                model.tflite_tolerance,
+            )
+        _write_card(model, staging, target, limits, tflite=lite_card, card=card)
         if tflite:
             export_layout.publish(lite_staging, lite_path)
             published.append(lite_path)
@@ -449,4 +279,6 @@ def export_and_verify(model, base_dir, name=None, version=None, tflite=True, lim
         "limits": model.serving_limits.by_signature(limits),
         "tflite": lite_path if tflite else None,
         "tflite_max_abs_diff": differences,
+        "model_card": os.path.join(target, model_card.CARD_FILE),
+        "warmup_requests": os.path.join(target, serving_warmup.WARMUP_FILE),
     }
