@@ -15,26 +15,29 @@ keras_genmodels.export.export_savedmodel(vae, "savedmodels", name="vae")
 ```
 """
 
-from keras_genmodels._backend import check_backend
-from keras_genmodels._startup import quiet_tensorflow_start
+from keras_genmodels._startup import light_command, quiet_tensorflow_start
 
-with quiet_tensorflow_start():
-    check_backend()
+if not light_command():
+    from keras_genmodels._backend import check_backend
 
-from keras_genmodels import data, export  # noqa: E402
-from keras_genmodels.autoregressive.rnn import RNNAutoregressive  # noqa: E402
-from keras_genmodels.autoregressive.rnn_lm import RNNLanguageModel  # noqa: E402
-from keras_genmodels.autoregressive.transformer import TransformerLM  # noqa: E402
-from keras_genmodels.base import GenerativeModel  # noqa: E402
-from keras_genmodels.diffusion.ddpm import DDPM  # noqa: E402
-from keras_genmodels.flow.realnvp import RealNVP  # noqa: E402
-from keras_genmodels.gan.model import GAN  # noqa: E402
-from keras_genmodels.presets import build, list_presets  # noqa: E402
-from keras_genmodels.vae.model import VAE  # noqa: E402
+    with quiet_tensorflow_start():
+        check_backend()
+
+    from keras_genmodels import data, export
+    from keras_genmodels.autoregressive.rnn import RNNAutoregressive
+    from keras_genmodels.autoregressive.rnn_lm import RNNLanguageModel
+    from keras_genmodels.autoregressive.transformer import TransformerLM
+    from keras_genmodels.base import GenerativeModel
+    from keras_genmodels.diffusion.ddpm import DDPM
+    from keras_genmodels.flow.realnvp import RealNVP
+    from keras_genmodels.gan.model import GAN
+    from keras_genmodels.presets import build, list_presets
+    from keras_genmodels.vae.model import VAE
 
 # Every family module is imported here, not on first use: importing a module
 # registers its classes with `keras.saving`, so `keras.saving.load_model` can
-# read any family's `.keras` file once `keras_genmodels` is imported.
+# read any family's `.keras` file once `keras_genmodels` is imported. Only the
+# command's file-reading subcommands (`keras-genmodels inspect`) skip them.
 
 __version__ = "0.1.0"
 

@@ -32,6 +32,26 @@ def running_the_command(argv=None):
     )
 
 
+#: Subcommands that only read files: the command runs them without importing
+#: TensorFlow or Keras (`light_command`).
+LIGHT_SUBCOMMANDS = ("inspect",)
+
+
+def light_command(argv=None):
+    """Whether this process is the command running a `LIGHT_SUBCOMMANDS` one.
+
+    `import keras_genmodels` then skips the backend check and the families
+    (so neither Keras nor TensorFlow is imported) and `keras-genmodels
+    inspect` starts in a fraction of a second on a machine that may not even
+    have TensorFlow working.
+    """
+    argv = sys.argv if argv is None else argv
+    if not running_the_command(argv):
+        return False
+    words = [word for word in argv[1:] if not word.startswith("-")]
+    return bool(words) and words[0] in LIGHT_SUBCOMMANDS
+
+
 def debugging(argv=None):
     """Whether the user asked to see everything (`--debug` or the variable)."""
     argv = sys.argv if argv is None else argv

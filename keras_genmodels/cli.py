@@ -45,6 +45,19 @@ def _parse_override(text):
     return key, value
 
 
+def _parse_labels(text):
+    """`--labels 0,1,2` -> `[0, 1, 2]`."""
+    try:
+        labels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        labels = []
+    if not labels:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integer labels such as 0,1,2. Received: {text!r}"
+        )
+    return labels
+
+
 def _parse_limit(text):
     key, sep, value = text.partition("=")
     if not sep or not key.isidentifier() or not value.strip().isdigit():
@@ -122,8 +135,26 @@ def parser():
 
     sample = commands.add_parser("sample", help="draw samples from a trained run")
     sample.add_argument("run")
-    sample.add_argument("--num", type=int, default=64)
+    sample.add_argument(
+        "--num", type=int, default=None,
+        help="samples to draw (default 64), or per label/prompt row (default 8)",
+    )
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument(
+        "--labels", type=_parse_labels, default=None,
+        help="class-conditional models: comma-separated labels, e.g. 0,1,2; the "
+        "grid gets one row of --num samples per label",
+    )
+    sample.add_argument(
+        "--prompt", action="append", default=None,
+        help="text-conditional models: a prompt (repeat for several); one grid row "
+        "of --num samples per prompt",
+    )
+    sample.add_argument(
+        "--guidance", type=float, default=None,
+        help="classifier-free guidance scale w (0: unconditional, 1: conditional; "
+        "default: the model's)",
+    )
     sample.add_argument(
         "--out", help="output file (default RUN/samples-SEED.png, or .txt for text)"
     )
@@ -224,17 +255,26 @@ def cmd_sample(args):
 
     run_dir = RunDirectory(args.run)
     run, model = run_dir.load_model()
-    if args.num < 1:
-        raise CommandError(f"--num must be positive. Received: {args.num}")
+    rows = args.labels or args.prompt
+    num = args.num if args.num is not None else (8 if rows else 64)
+    if num < 1:
+        raise CommandError(f"--num must be positive. Received: {num}")
+    options, columns = {}, None
+    if rows:
+        # One grid row of `num` samples per label or prompt.
+        options["labels" if args.labels else "prompt"] = [r for r in rows for _ in range(num)]
+        columns, num = num, num * len(rows)
+    if args.guidance is not None:
+        options["guidance_scale"] = args.guidance
     suffix = ".txt" if model.data_kind == "text" else ".png"
     out = run_outputs.samples_path(
         model, args.out or run_dir.file(f"samples-{args.seed}{suffix}")
     )
     if os.path.exists(out) and not args.overwrite:
         raise CommandError(f"{out} exists; pass --overwrite to replace it, or another --out.")
-    samples = run_outputs.sample_in_chunks(model, args.num, args.seed)
-    path = run_outputs.write_samples(model, samples, out)
-    print(f"Wrote {args.num} samples to {path}")
+    samples = run_outputs.sample_in_chunks(model, num, args.seed, **options)
+    path = run_outputs.write_samples(model, samples, out, columns=columns)
+    print(f"Wrote {num} samples to {path}")
 
 
 def cmd_evaluate(args):

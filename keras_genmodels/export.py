@@ -151,7 +151,7 @@ def export_savedmodel(model, base_dir, name=None, version=None, limits=None, car
     """
     card = model_card.check_card(card)
     target, endpoints = _plan(model, base_dir, name, version, limits)
-    staging = _write_staged(model, endpoints, target, model.export_examples())
+    staging = _write_staged(model, endpoints, target, model.export_examples(limits))
     try:
         _write_card(model, staging, target, limits, card=card)
         export_layout.publish(staging, target)
@@ -238,7 +238,7 @@ def export_and_verify(
     lite_path = os.path.join(
         model_dir, f"{os.path.basename(model_dir)}-v{version_name}.tflite"
     )
-    examples = model.export_examples()
+    examples = model.export_examples(limits)
     staging = _write_staged(model, endpoints, target, examples)
     lite_staging = staging + ".tflite"
     published = []

@@ -14,8 +14,6 @@ import contextlib
 import os
 import sys
 
-import keras
-
 ENV_VARIABLE = "KERAS_GENMODELS_PROGRESS"
 
 
@@ -63,6 +61,8 @@ class Progress:
         self._bar = None
         if self.verbose:
             print(description, file=sys.stderr, flush=True)
+            import keras  # Here: `keras-genmodels inspect` imports this module, not Keras.
+
             self._bar = keras.utils.Progbar(
                 self.total, verbose=self.verbose, unit_name=unit_name
             )

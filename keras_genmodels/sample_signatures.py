@@ -273,8 +273,14 @@ class SampleSignatures:
             endpoints[SAMPLE_BATCH] = self.sample_batch_endpoint(resolved)
         return endpoints
 
-    def export_examples(self):
-        """Example inputs of every `export_endpoints` signature.
+    def export_examples(self, limits=None):
+        """Example inputs of every `export_endpoints` signature, within limits.
+
+        Args:
+            limits: Optional `{limit name: int}` the export enforces (as in
+                `export_endpoints`); every example is cut to fit them, so
+                an export with small limits still verifies and its warm-up
+                requests are accepted.
 
         Returns:
             `{signature: {input: numpy array}}`, used to verify an export
@@ -283,4 +289,45 @@ class SampleSignatures:
         examples = dict(self.signature_examples())
         if "sample" in examples and SAMPLE_BATCH not in examples:
             examples[SAMPLE_BATCH] = self.sample_batch_example()
-        return examples
+        by_signature = self.serving_limits.by_signature(limits)
+        return {
+            name: fit_example(inputs, by_signature.get(name, {}))
+            for name, inputs in examples.items()
+        }
+
+
+def fit_example(inputs, limits):
+    """Cuts example inputs down to a signature's limits.
+
+    A scalar input named after a limit (`num_samples`, `num_steps`,
+    `max_new_tokens`, `steps`) is lowered to it, and inputs with one row
+    per sample follow `num_samples`; the rows of batched inputs are cut to
+    `batch_size`.
+
+    Args:
+        inputs: `{input: numpy array}` of one signature.
+        limits: `{limit name: int}` of that signature.
+
+    Returns:
+        The fitted inputs (a new dict; unchanged arrays are shared).
+    """
+    inputs = dict(inputs)
+
+    def cut_rows(rows, keep):
+        for key, value in inputs.items():
+            if np.ndim(value) >= 1 and np.shape(value)[0] == rows:
+                inputs[key] = value[:keep]
+
+    for name, limit in limits.items():
+        value = inputs.get(name)
+        if name == "batch_size":
+            rows = {np.shape(v)[0] for v in inputs.values() if np.ndim(v) >= 1}
+            for count in rows:
+                if count > limit:
+                    cut_rows(count, limit)
+        elif value is not None and np.ndim(value) == 0 and int(value) > limit:
+            inputs[name] = np.asarray(limit, dtype=np.asarray(value).dtype)
+            if name == "num_samples":
+                cut_rows(int(value), limit)
+    return inputs
+

@@ -62,6 +62,27 @@ def test_export_sample_evaluate(vae_run, tmp_path, capsys):
     assert set(figures) >= {"negative_elbo", "iwae_nll"}
 
 
+def test_sample_rows_of_labels_and_refused_conditioning(vae_run, tmp_path, capsys):
+    run = str(tmp_path / "vae-cond")
+    assert cli.main(
+        ["train", "vae", "--preset", "conv-cond", "--dataset", "mnist-5k", "--steps", "2",
+         "--set", "latent_dim=2", "--set", "embedding_dim=2", "--out", run]
+    ) == 0
+    out = str(tmp_path / "rows.png")
+    assert cli.main(["sample", run, "--labels", "7,0,7", "--num", "4", "--out", out]) == 0
+    assert Image.open(out).size == (4 * 30 + 2, 3 * 30 + 2)  # A row of 4 per label.
+    capsys.readouterr()
+    assert cli.main(["sample", run, "--guidance", "2", "--out", out, "--overwrite"]) == 2
+    assert "not conditioned on `guidance_scale`" in capsys.readouterr().err
+    assert cli.main(["sample", vae_run, "--labels", "1", "--out", out, "--overwrite"]) == 2
+    assert "not conditioned on `labels`; it takes no conditioning" in capsys.readouterr().err
+    assert cli.main(["sample", run, "--labels", "3,10", "--out", out, "--overwrite"]) == 2
+    assert "must lie in [0, 10). Received: 10" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["sample", run, "--labels", "seven"])
+    assert "expected comma-separated integer labels" in capsys.readouterr().err
+
+
 def test_interrupted_training_resumes(tmp_path):
     run = str(tmp_path / "resumed")
 

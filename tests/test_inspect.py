@@ -192,11 +192,6 @@ def test_paths_that_are_not_exports_get_one_line_errors(tmp_path, capsys):
     assert "is a file but not a .tflite file" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "`import keras_genmodels` imports Keras and every family (keras_genmodels/"
-    "__init__.py), and cli.py imports run_dir -> progress -> keras; inspect_export "
-    "itself imports neither (test_inspection_imports_neither_keras_nor_tensorflow)"
-))
 def test_the_command_does_not_import_keras():
     script = (
         "import sys; sys.argv = ['keras-genmodels', 'inspect', sys.argv[1]]; "

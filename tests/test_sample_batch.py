@@ -254,3 +254,18 @@ def test_row_checks_check_every_row():
         InputChecks().per_row().count("num_steps", tf.constant([1, 5, 2]), 4)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"expected shape \[\?\]"):
         InputChecks().per_row().count("num_steps", tf.constant([[1]]), 4)
+
+
+def test_examples_are_cut_to_the_export_limits():
+    from keras_genmodels.sample_signatures import fit_example
+
+    example = {"num_samples": np.int32(3), "seed": np.array([1, 2], np.int32),
+               "labels": np.array([0, 1, 2], np.int32), "num_steps": np.int32(3)}
+    fitted = fit_example(example, {"num_samples": 2, "num_steps": 1})
+    assert int(fitted["num_samples"]) == 2 and int(fitted["num_steps"]) == 1
+    np.testing.assert_array_equal(fitted["labels"], [0, 1])
+    np.testing.assert_array_equal(fitted["seed"], [1, 2])  # Not a per-sample input.
+    rows = {"seed": np.ones((3, 2), np.int32), "labels": np.array([0, 1, 2], np.int32)}
+    cut = fit_example(rows, {"batch_size": 1})
+    assert cut["seed"].shape == (1, 2) and cut["labels"].shape == (1,)
+    assert fit_example(example, {"num_samples": 8})["labels"] is example["labels"]
