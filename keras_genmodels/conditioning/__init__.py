@@ -12,6 +12,7 @@ from keras_genmodels.conditioning.checks import (  # noqa: F401
     CONDITIONING_OPTIONS,
     check_guidance_scale,
     check_labels,
+    check_num_classes,
     check_prompts,
     check_served_labels,
     labelled_pipeline,

@@ -32,6 +32,35 @@ def _short(value, limit=80):
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def check_num_classes(num_classes, **networks):
+    """Validates a model's `num_classes` and the inputs of its networks.
+
+    Args:
+        num_classes: `None` (unconditional) or an int >= 2.
+        **networks: `{what: keras.Model}` networks that take one input more
+            (the labels) when the model is class-conditional.
+
+    Returns:
+        `num_classes` as an int, or `None`.
+    """
+    if num_classes is not None and (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, numbers.Integral)
+        or num_classes < 2
+    ):
+        raise ValueError(
+            f"`num_classes` must be None or an int >= 2. Received: num_classes={num_classes!r}"
+        )
+    expected = 1 if num_classes is None else 2
+    for what, network in networks.items():
+        if len(network.inputs) != expected:
+            raise ValueError(
+                f"With num_classes={num_classes}, the {what} must take {expected} "
+                f"input(s). Received a {what} with {len(network.inputs)} inputs."
+            )
+    return None if num_classes is None else int(num_classes)
+
+
 def check_labels(labels, num_samples, num_classes):
     """Validates the `labels` option of a class-conditional model.
 
@@ -78,20 +107,31 @@ def check_prompts(prompt, num_samples, max_bytes=None):
     """Validates the `prompt` option of a text-conditional model.
 
     Args:
-        prompt: A non-empty `str` (used for every sample) or a list of
-            `num_samples` non-empty strings.
+        prompt: A non-empty `str` (used for every sample) or a list, tuple
+            or 1-D numpy array of `num_samples` non-empty strings; `bytes`
+            (e.g. the elements of a `tf.string` tensor's numpy value) are
+            decoded as UTF-8.
         num_samples: The number of samples.
         max_bytes: Optional longest accepted prompt, in UTF-8 bytes.
 
     Returns:
         A list of `num_samples` strings.
+
+    Example:
+
+    ```python
+    check_prompts(np.array([b"a 7", b"nine"]), 2)  # ["a 7", "nine"]
+    ```
     """
-    if isinstance(prompt, str):
-        prompts = [prompt] * num_samples
-    elif isinstance(prompt, (list, tuple, np.ndarray)) and all(
-        isinstance(p, str) for p in prompt
-    ):
-        prompts = list(prompt)
+    if isinstance(prompt, np.ndarray) and prompt.ndim == 0:
+        prompt = prompt.item()
+    if isinstance(prompt, (str, bytes)):
+        prompts = [_decoded(prompt)] * num_samples
+    elif (
+        isinstance(prompt, (list, tuple))
+        or isinstance(prompt, np.ndarray) and prompt.ndim == 1
+    ) and all(isinstance(p, (str, bytes)) for p in prompt):
+        prompts = [_decoded(p) for p in prompt]
     else:
         raise ValueError(
             "`prompt` must be a string or a list of strings. Received: "
@@ -115,6 +155,19 @@ def check_prompts(prompt, num_samples, max_bytes=None):
                 f"{len(text.encode('utf-8'))} bytes: prompt={_short(text)}"
             )
     return prompts
+
+
+def _decoded(prompt):
+    """A prompt as `str`: `bytes` decoded as UTF-8 (ValueError if they are not)."""
+    if isinstance(prompt, str):
+        return str(prompt)
+    try:
+        return bytes(prompt).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"A `prompt` given as bytes must be UTF-8 ({error.reason} at byte "
+            f"{error.start}). Received: prompt={_short(prompt)}"
+        ) from None
 
 
 def check_guidance_scale(guidance_scale, default):

@@ -6,7 +6,6 @@ its update is in `keras_genmodels.gan.training`, the loss terms in
 `keras_genmodels.gan.serving`.
 """
 
-import numbers
 
 import keras
 import numpy as np
@@ -14,7 +13,7 @@ import tensorflow as tf
 
 from keras_genmodels import ema
 from keras_genmodels.base import GenerativeModel, check_positive_int
-from keras_genmodels.conditioning import check_labels, labelled_pipeline
+from keras_genmodels.conditioning import check_labels, check_num_classes, labelled_pipeline
 from keras_genmodels.gan.networks import PackExamples
 from keras_genmodels.gan.serving import GANServing
 from keras_genmodels.gan.training import AdversarialTraining
@@ -109,22 +108,9 @@ class GAN(AdversarialTraining, GANServing, GenerativeModel):
     ):
         kwargs.setdefault("name", "gan")
         super().__init__(seed=seed, **kwargs)
-        if num_classes is not None and (
-            isinstance(num_classes, bool)
-            or not isinstance(num_classes, numbers.Integral)
-            or num_classes < 2
-        ):
-            raise ValueError(
-                f"`num_classes` must be None or an int >= 2. Received: num_classes={num_classes!r}"
-            )
-        expected_inputs = 1 if num_classes is None else 2
-        for net, what in ((generator, "generator"), (discriminator, "discriminator")):
-            if len(net.inputs) != expected_inputs:
-                raise ValueError(
-                    f"With num_classes={num_classes}, the {what} must take "
-                    f"{expected_inputs} input(s). Received a {what} with "
-                    f"{len(net.inputs)} inputs."
-                )
+        num_classes = check_num_classes(
+            num_classes, generator=generator, discriminator=discriminator
+        )
         generator_latent = generator.inputs[0].shape[-1]
         if latent_dim is None:
             latent_dim = generator_latent
@@ -151,7 +137,7 @@ class GAN(AdversarialTraining, GANServing, GenerativeModel):
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = int(latent_dim)
-        self.num_classes = None if num_classes is None else int(num_classes)
+        self.num_classes = num_classes
         self.ema_decay = None if ema_decay is None else float(ema_decay)
         self.from_logits = bool(from_logits)
         self.data_shape = tuple(int(d) for d in data_shape)

@@ -7,14 +7,13 @@ signatures in `keras_genmodels.vae.serving`.
 """
 
 import math
-import numbers
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_genmodels.base import GenerativeModel, check_positive_int
-from keras_genmodels.conditioning import check_labels, labelled_pipeline
+from keras_genmodels.conditioning import check_labels, check_num_classes, labelled_pipeline
 from keras_genmodels.vae.likelihoods import bernoulli_log_likelihood, gaussian_log_density
 from keras_genmodels.vae.serving import VAEServing
 
@@ -100,22 +99,7 @@ class VAE(VAEServing, GenerativeModel):
     ):
         kwargs.setdefault("name", "vae")
         super().__init__(seed=seed, **kwargs)
-        if num_classes is not None and (
-            isinstance(num_classes, bool)
-            or not isinstance(num_classes, numbers.Integral)
-            or num_classes < 2
-        ):
-            raise ValueError(
-                f"`num_classes` must be None or an int >= 2. Received: num_classes={num_classes!r}"
-            )
-        expected_inputs = 1 if num_classes is None else 2
-        for net, what in ((encoder, "encoder"), (decoder, "decoder")):
-            if len(net.inputs) != expected_inputs:
-                raise ValueError(
-                    f"With num_classes={num_classes}, the {what} must take "
-                    f"{expected_inputs} input(s). Received a {what} with "
-                    f"{len(net.inputs)} inputs."
-                )
+        num_classes = check_num_classes(num_classes, encoder=encoder, decoder=decoder)
         if len(encoder.outputs) != 2:
             raise ValueError(
                 "`encoder` must output [z_mean, z_log_var]. Received an "
@@ -147,7 +131,7 @@ class VAE(VAEServing, GenerativeModel):
         self.data_shape = tuple(int(d) for d in decoder.outputs[0].shape[1:])
         self.beta = float(beta)
         self.kl_warmup_steps = int(kl_warmup_steps)
-        self.num_classes = None if num_classes is None else int(num_classes)
+        self.num_classes = num_classes
         self.uses_labels = self.num_classes is not None
         self.conditioning = ("labels",) if self.uses_labels else ()
         self.add_loss_trackers("loss", "reconstruction_loss", "kl_loss")
