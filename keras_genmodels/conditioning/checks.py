@@ -239,8 +239,9 @@ def labelled_pipeline(dataset, batch_size, shuffle=True, drop_remainder=False, w
             f"{dataset.element_spec}"
         )
     batch_size = check_positive_int(batch_size, "batch_size")
-    dataset = dataset.map(
-        lambda x, y, *_: (x, tf.cast(tf.reshape(y, []), tf.int32)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
+
+    def pair(x, y, *_):
+        return x, tf.cast(tf.reshape(y, []), tf.int32)
+
+    dataset = dataset.map(pair, num_parallel_calls=tf.data.AUTOTUNE)
     return batch_pipeline(dataset, batch_size, shuffle, drop_remainder)
