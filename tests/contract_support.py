@@ -55,6 +55,11 @@ TINY = {
         "base_filters": 8, "channel_multipliers": (1,), "attention_resolutions": (),
         "num_res_blocks": 1, "timesteps": 10, "sampling_steps": 4,
     },
+    # The middle block cross-attends; a one-block text encoder of width 8.
+    ("diffusion", "unet-mnist-text"): {
+        "base_filters": 8, "channel_multipliers": (1,), "attention_resolutions": (),
+        "timesteps": 10, "sampling_steps": 4, "text_width": 8, "text_layers": 1,
+    },
 }
 
 #: (family, preset) -> the data shape to build for, for presets that take one.
@@ -66,6 +71,7 @@ TINY_SHAPES = {
     ("flow", "mnist"): (4, 4, 1),
     ("diffusion", "unet-mnist"): (4, 4, 1),
     ("diffusion", "unet-mnist-cond"): (4, 4, 1),
+    ("diffusion", "unet-mnist-text"): (4, 4, 1),
     ("diffusion", "unet-32"): (4, 4, 3),
 }
 

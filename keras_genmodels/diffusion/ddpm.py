@@ -4,10 +4,16 @@ import keras
 import tensorflow as tf
 
 from keras_genmodels.base import GenerativeModel, check_positive_int
-from keras_genmodels.conditioning import check_guidance_scale, labelled_pipeline
-from keras_genmodels.diffusion import evaluation
+from keras_genmodels.conditioning import check_guidance_scale, check_prompts, labelled_pipeline
+from keras_genmodels.conditioning.text import PromptEmbedding
+from keras_genmodels.data import captions
+from keras_genmodels.diffusion import evaluation, prompts
 from keras_genmodels.diffusion.gaussian import GaussianDiffusion
-from keras_genmodels.diffusion.guidance import ClassConditioning, drop_condition
+from keras_genmodels.diffusion.guidance import (
+    ClassConditioning,
+    TextConditioning,
+    drop_condition,
+)
 from keras_genmodels.diffusion.sampling import METHODS, DDPMSampling, check_steps
 from keras_genmodels.diffusion.schedules import SCHEDULES
 from keras_genmodels.diffusion.serving import DDPMSignatures
@@ -37,6 +43,15 @@ class DDPM(DDPMSignatures, DDPMSampling, GenerativeModel):
     with probability `p_uncond`, and samples with
     `eps = eps_uncond + w * (eps_cond - eps_uncond)`, `w = guidance_scale`.
 
+    With a `text_encoder` the model is text-conditional: the encoder (a
+    nested network trained with the U-Net, with its own EMA twin
+    `ema_text_encoder`) turns a prompt's byte ids into token states that
+    the U-Net reads by cross-attention; the empty prompt is the
+    unconditional case, training drops the prompt to it with probability
+    `p_uncond`, and `sample(prompt=...)` is guided as above. It trains on
+    `(images, captions)` or on `(images, labels)` that `prepare_dataset`
+    captions (`keras_genmodels.diffusion.prompts`).
+
     References:
         Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models",
         NeurIPS 2020.
@@ -49,7 +64,8 @@ class DDPM(DDPMSignatures, DDPMSampling, GenerativeModel):
             `(batch,)`) predicting the noise, shaped like `x_t`: e.g.
             `diffusion.unet.unet()` or `diffusion.mlp.mlp_denoiser()`; with
             `num_classes`, inputs `[x_t, t, labels]` (`unet(...,
-            num_classes=...)`).
+            num_classes=...)`); with `text_encoder`, inputs `[x_t, t,
+            context, context_mask]` (`unet(..., context_width=...)`).
         timesteps: T, the number of diffusion steps.
         schedule: `"linear"` or `"cosine"`.
         ema_decay: Decay of the weight EMA, in `[0, 1)`. The decay used at
@@ -68,6 +84,14 @@ class DDPM(DDPMSignatures, DDPMSampling, GenerativeModel):
             label" (conditional models), in `[0, 1)`.
         guidance_scale: Default classifier-free guidance weight `w >= 0` of
             `sample` and the exports (conditional models).
+        text_encoder: `None`, or the text encoder of a text-conditional
+            model: a functional `keras.Model` `token_ids int32 [N, L] ->
+            [states [N, L, width], mask [N, L]]` holding a `PromptEmbedding`
+            (`keras_genmodels.conditioning.text.text_encoder`), whose `width`
+            is the network's `context_width`. Exclusive with `num_classes`.
+        default_prompts: Text-conditional models: the prompts `sample`
+            cycles through when given none (`None`: one caption per digit,
+            `"a handwritten 0"` to `"a handwritten 9"`).
         seed: Optional int seed of the training noise.
         **kwargs: Passed to `keras.Model`.
 
@@ -88,10 +112,14 @@ class DDPM(DDPMSignatures, DDPMSampling, GenerativeModel):
     model.fit(points, batch_size=256, epochs=10)
     model.sample(2000, seed=0).shape  # (2000, 2)
     model.sample(16, seed=0, num_steps=50, method="ddim")
+
+    text = keras_genmodels.build("diffusion", "unet-mnist-text")
+    text.fit(text.prepare_dataset(data.load("mnist-5k", with_labels=True), 32))
+    text.sample(8, seed=0, prompt="a handwritten 7", guidance_scale=3.0)
     ```
     """
 
-    nested_networks = ("network",)
+    nested_networks = ("network", "text_encoder")
     config_arguments = (
         "timesteps",
         "schedule",
@@ -116,6 +144,8 @@ class DDPM(DDPMSignatures, DDPMSampling, GenerativeModel):
         num_classes=None,
         p_uncond=0.1,
         guidance_scale=1.0,
+        text_encoder=None,
+        default_prompts=None,
         seed=None,
         **kwargs,
     ):
@@ -123,13 +153,22 @@ class DDPM(DDPMSignatures, DDPMSampling, GenerativeModel):
         super().__init__(seed=seed, **kwargs)
         if num_classes is not None:
             num_classes = check_positive_int(num_classes, "num_classes")
-        expected = "[x_t, t]" if num_classes is None else "[x_t, t, labels]"
-        if not isinstance(network, keras.Model) or len(network.inputs) != (
-            2 if num_classes is None else 3
-        ):
+        if text_encoder is not None and num_classes is not None:
+            raise ValueError(
+                "A DDPM is conditioned on class labels or on text, not both. Received: "
+                f"num_classes={num_classes} and a text_encoder"
+            )
+        expected, count = "[x_t, t]", 2
+        if num_classes is not None:
+            expected, count = "[x_t, t, labels]", 3
+        elif text_encoder is not None:
+            expected, count = "[x_t, t, context, context_mask]", 4
+        if not isinstance(network, keras.Model) or len(network.inputs) != count:
             raise ValueError(
                 f"`network` must be a functional keras.Model with inputs {expected}"
-                f" (num_classes={num_classes}). Received: network={network!r}"
+                f" (num_classes={num_classes}, text_encoder="
+                f"{None if text_encoder is None else text_encoder.name}). "
+                f"Received: network={network!r}"
             )
         if not 0.0 <= p_uncond < 1.0:
             raise ValueError(f"`p_uncond` must be in [0, 1). Received: p_uncond={p_uncond}")
@@ -181,11 +220,77 @@ class DDPM(DDPMSignatures, DDPMSampling, GenerativeModel):
         self.num_classes = num_classes
         self.p_uncond = float(p_uncond)
         self.guidance_scale = check_guidance_scale(guidance_scale, 1.0)
+        self.text_encoder = text_encoder
         self.condition = None if num_classes is None else ClassConditioning(num_classes)
-        self.uses_labels = num_classes is not None
         self.conditioning = () if num_classes is None else ("labels", "guidance_scale")
+        if text_encoder is not None:
+            self._init_text(network, text_encoder, default_prompts)
+        elif default_prompts is not None:
+            raise ValueError(
+                "`default_prompts` are for a text-conditional DDPM (with a "
+                f"text_encoder). Received: default_prompts={default_prompts!r}"
+            )
+        self.uses_labels = self.condition is not None
         self.add_loss_trackers("loss")
         self.build(None)
+
+    def _init_text(self, network, text_encoder, default_prompts):
+        """The text encoder, its EMA twin and the prompt conditioning."""
+        embeddings = [
+            layer for layer in getattr(text_encoder, "layers", [])
+            if isinstance(layer, PromptEmbedding)
+        ]
+        if not isinstance(text_encoder, keras.Model) or len(embeddings) != 1:
+            raise ValueError(
+                "`text_encoder` must be a functional keras.Model token_ids -> [states, "
+                "mask] with one PromptEmbedding layer (conditioning.text.text_encoder). "
+                f"Received: text_encoder={text_encoder!r}"
+            )
+        width = text_encoder.outputs[0].shape[-1]
+        context = tuple(network.inputs[2].shape)
+        if len(context) != 3 or context[-1] != width:
+            raise ValueError(
+                "The network's `context` input must be (batch, length, width) with the "
+                f"text encoder's width {width}. Received: context shape {tuple(context)}"
+            )
+        self.max_prompt_bytes = embeddings[0].max_prompt_bytes
+        self.ema_text_encoder = averaged_twin(text_encoder)
+        self.text_weight_average = WeightAverage(
+            text_encoder, self.ema_text_encoder, self.ema_decay, warmup=True,
+            non_trainable="average",
+        )
+        self.condition = TextConditioning(
+            text_encoder, self.ema_text_encoder, self.max_prompt_bytes
+        )
+        self.conditioning = ("prompt", "guidance_scale")
+        #: Labels of `(image, label)` pairs are captioned by this builder
+        #: (`prepare_dataset`); `num_classes` is its number of classes.
+        self.caption_builder = captions.DIGITS
+        self.num_classes = self.caption_builder.num_classes
+        if default_prompts is None:
+            default_prompts = prompts.default_prompts(self.caption_builder)
+        if isinstance(default_prompts, str) or not default_prompts:
+            raise ValueError(
+                "`default_prompts` must be a non-empty list of prompts. Received: "
+                f"default_prompts={default_prompts!r}"
+            )
+        self.default_prompts = tuple(
+            check_prompts(list(default_prompts), len(default_prompts), self.max_prompt_bytes)
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        if self.text_encoder is not None:
+            # `num_classes` of a text model counts the captioned classes; the
+            # constructor's `num_classes` (label conditioning) is None.
+            config["num_classes"] = None
+            config["default_prompts"] = list(self.default_prompts)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        # `.keras` files written before text conditioning have no text_encoder.
+        return super().from_config({"text_encoder": None, **config})
 
     def call(self, inputs, training=False):
         return self.network(list(inputs), training=training)
@@ -205,9 +310,23 @@ class DDPM(DDPMSignatures, DDPMSampling, GenerativeModel):
         return x
 
     def prepare_dataset(self, dataset, batch_size, shuffle=True, drop_remainder=False):
-        """Batches data, as `(images, labels)` pairs for a conditional model."""
+        """Batches data, as `(images, labels)` pairs for a class-conditional
+        model and `(images, prompt token ids)` for a text-conditional one.
+
+        A text-conditional model takes `(image, caption)` pairs as they are
+        and captions `(image, label)` pairs with `caption_builder`: with
+        `shuffle=True` (training) from its training templates, drawn anew
+        each epoch (seeded by the model's `seed`); with `shuffle=False`
+        (evaluation batches) from its held-out templates, the same on every
+        call (`keras_genmodels.diffusion.prompts.prompt_batches`).
+        """
         if self.condition is None:
             return super().prepare_dataset(dataset, batch_size, shuffle, drop_remainder)
+        if self.condition.option == "prompt":
+            return prompts.prompt_batches(
+                dataset, batch_size, self.max_prompt_bytes, shuffle, drop_remainder,
+                seed=self.seed, builder=self.caption_builder,
+            )
         return labelled_pipeline(dataset, batch_size, shuffle, drop_remainder, "DDPM")
 
     def split_batch(self, data):
@@ -218,11 +337,16 @@ class DDPM(DDPMSignatures, DDPMSampling, GenerativeModel):
             x, y = x[0], x[1] if len(x) > 1 else y
         if self.condition is None:
             return x, None
+        text = self.condition.option == "prompt"
         if y is None:
             raise ValueError(
+                "A text-conditional DDPM trains on (images, prompt token ids) batches "
+                "(`prepare_dataset`)." if text else
                 "A class-conditional DDPM trains on (images, labels) batches. "
                 "Received batches without labels."
             )
+        if text:
+            return x, tf.ensure_shape(tf.cast(y, tf.int32), [None, self.condition.length])
         return x, tf.cast(tf.reshape(y, [-1]), tf.int32)
 
     def compute_losses(self, data, training=False):
@@ -248,8 +372,9 @@ class DDPM(DDPMSignatures, DDPMSampling, GenerativeModel):
             t: int32 timesteps `(batch,)`.
             noise: The `eps` that noises `x_0`, shaped like it.
             training: Whether the network runs in training mode.
-            raw_condition: The raw condition of a conditional model (e.g.
-                int32 labels), `None` otherwise.
+            raw_condition: The raw condition of a conditional model (int32
+                labels or prompt token ids, encoded by the trained text
+                encoder), `None` otherwise.
 
         Returns:
             Scalar float32 mean of `(eps_theta(x_t, t[, c]) - eps)^2`.
@@ -263,6 +388,8 @@ class DDPM(DDPMSignatures, DDPMSampling, GenerativeModel):
 
     def after_train_step(self):
         self.weight_average.update(self.optimizer.iterations)
+        if self.text_encoder is not None:
+            self.text_weight_average.update(self.optimizer.iterations)
 
     # ------------------------------------------------------------------
     # Evaluation.

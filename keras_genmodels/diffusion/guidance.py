@@ -25,6 +25,8 @@ Reference:
 
 import tensorflow as tf
 
+from keras_genmodels.conditioning.text import prompt_token_ids
+
 
 class ClassConditioning:
     """Class labels `[0, num_classes)`; the null condition is `num_classes`.
@@ -43,17 +45,85 @@ class ClassConditioning:
         """The raw null condition of `batch_size` examples: int32 `(batch,)`."""
         return tf.fill(tf.reshape(batch_size, [1]), tf.constant(self.num_classes, tf.int32))
 
-    def network_inputs(self, raw, training=False):
-        """The network's extra inputs for raw labels: `[labels]`."""
-        del training
+    def network_inputs(self, raw, training=False, averaged=False):
+        """The network's extra inputs for raw labels: `[labels]`.
+
+        `training` and `averaged` are accepted for the one code path of every
+        conditioning and ignored (labels need no encoder).
+        """
+        del training, averaged
         return [tf.cast(raw, tf.int32)]
+
+    def null_inputs(self, batch_size, averaged=False):
+        """The network's extra inputs for the null condition of `batch_size` rows."""
+        return self.network_inputs(self.null(batch_size), averaged=averaged)
+
+
+class TextConditioning:
+    """Text prompts as byte token ids; the null condition is the empty prompt.
+
+    The raw condition is int32 token ids `(batch, L)`, `L = max_prompt_bytes
+    + 1` (`keras_genmodels.conditioning.text.prompt_token_ids`); the
+    network's extra inputs are the text encoder's `[states (batch, L,
+    width), mask (batch, L)]`, read by the U-Net's cross-attention. Training
+    encodes with the trained `encoder`, sampling with its weight average
+    `average_encoder`, as the noise network and its EMA twin.
+
+    Args:
+        encoder: The trained text encoder, `token_ids -> [states, mask]`
+            (`keras_genmodels.conditioning.text.text_encoder`).
+        average_encoder: Its EMA twin.
+        max_prompt_bytes: Longest prompt, in UTF-8 bytes.
+    """
+
+    option = "prompt"
+
+    def __init__(self, encoder, average_encoder, max_prompt_bytes):
+        self.encoder = encoder
+        self.average_encoder = average_encoder
+        self.max_prompt_bytes = int(max_prompt_bytes)
+        #: int32 `(1, L)`: the ids of the empty prompt, `[BOS, PAD, ...]`.
+        self.null_ids = prompt_token_ids([""], self.max_prompt_bytes)
+
+    @property
+    def length(self):
+        """`L`, the number of token ids of a prompt (`max_prompt_bytes + 1`)."""
+        return self.max_prompt_bytes + 1
+
+    def null(self, batch_size):
+        """The raw null condition of `batch_size` examples: the empty prompt's
+        ids, int32 `(batch, L)`."""
+        return tf.tile(tf.constant(self.null_ids), tf.stack([batch_size, 1]))
+
+    def network_inputs(self, raw, training=False, averaged=False):
+        """The network's extra inputs for token ids: `[states, mask]`, float32.
+
+        Args:
+            raw: int32 token ids `(batch, L)`.
+            training: Whether the encoder runs in training mode.
+            averaged: Whether to encode with the EMA encoder (sampling and
+                exports) rather than the trained one.
+        """
+        encoder = self.average_encoder if averaged else self.encoder
+        states, mask = encoder(tf.cast(raw, tf.int32), training=training)
+        return [tf.cast(states, tf.float32), tf.cast(mask, tf.float32)]
+
+    def null_inputs(self, batch_size, averaged=False):
+        """The empty prompt's `[states, mask]` for `batch_size` rows: encoded
+        once and tiled."""
+        states, mask = self.network_inputs(self.null(1), averaged=averaged)
+        return [
+            tf.tile(states, tf.stack([batch_size, 1, 1])),
+            tf.tile(mask, tf.stack([batch_size, 1])),
+        ]
 
 
 def drop_condition(conditioning, raw, keep):
     """Replaces the raw condition of the examples where `keep` is False by null.
 
     Args:
-        conditioning: A `ClassConditioning` (or any object with `null`).
+        conditioning: A `ClassConditioning` or `TextConditioning` (any
+            object with `null`).
         raw: int32 raw conditions, one row per example.
         keep: bool `(batch,)`.
 
@@ -62,7 +132,9 @@ def drop_condition(conditioning, raw, keep):
     """
     null = conditioning.null(tf.shape(raw)[0])
     if raw.shape.rank > 1:
-        null = tf.broadcast_to(tf.reshape(null, [-1] + [1] * (raw.shape.rank - 1)), tf.shape(raw))
+        if null.shape.rank == 1:  # One null value per row, e.g. the null class.
+            null = tf.reshape(null, [-1] + [1] * (raw.shape.rank - 1))
+        null = tf.broadcast_to(null, tf.shape(raw))
         keep = tf.reshape(keep, [-1] + [1] * (raw.shape.rank - 1))
     return tf.where(keep, raw, tf.cast(null, raw.dtype))
 

@@ -4,7 +4,8 @@
 the model's `ema_network`, `process` (`GaussianDiffusion`), `condition`
 (`None` or a `keras_genmodels.diffusion.guidance` conditioning),
 `timesteps`, `sampling_steps`, `sampling_method`, `data_shape` and
-`from_process_space`.
+`from_process_space` (and, for text, `max_prompt_bytes` and
+`default_prompts`).
 """
 
 import numbers
@@ -12,7 +13,8 @@ import numbers
 import tensorflow as tf
 
 from keras_genmodels.base import check_positive_int
-from keras_genmodels.conditioning import check_guidance_scale, check_labels
+from keras_genmodels.conditioning import check_guidance_scale, check_labels, check_prompts
+from keras_genmodels.conditioning.text import prompt_token_ids, tf_prompt_token_ids
 from keras_genmodels.diffusion.guidance import guided_noise
 
 METHODS = ("ddpm", "ddim")
@@ -25,41 +27,63 @@ class DDPMSampling:
     # ------------------------------------------------------------------
     # Sampling.
     # ------------------------------------------------------------------
-    def predict_noise(self, x_t, t, labels=None, guidance_scale=None):
+    def predict_noise(self, x_t, t, labels=None, guidance_scale=None, states=None, mask=None):
         """The EMA network's noise prediction, float32 (pure TF).
 
         Args:
             x_t: float32 `(batch, ...)` noisy data in the process's scale.
             t: int32 `(batch,)` timesteps.
-            labels: Conditional models: int32 `(batch,)` labels.
+            labels: Class-conditional models: int32 `(batch,)` labels.
             guidance_scale: Conditional models: the guidance weight (scalar
                 or `(batch,)`); `None` uses the model's `guidance_scale`.
+            states: Text-conditional models: the encoded prompts' token
+                states `(batch, L, width)` (`encode_prompt`).
+            mask: Text-conditional models: their mask `(batch, L)`.
 
         Returns:
             The (guided) predicted noise, shaped like `x_t`.
         """
         if self.condition is None:
             return tf.cast(self.ema_network([x_t, t], training=False), "float32")
+        if self.condition.option == "prompt":
+            inputs = [tf.cast(states, tf.float32), tf.cast(mask, tf.float32)]
+            return self.guided_predictor(None, guidance_scale, inputs)(x_t, t)
         return self.guided_predictor(labels, guidance_scale)(x_t, t)
 
-    def guided_predictor(self, raw_condition, guidance_scale=None):
+    def encode_prompt(self, token_ids):
+        """The EMA text encoder's `[states, mask]` of prompt ids (pure TF).
+
+        Args:
+            token_ids: int32 `(batch, L)` ids (`prompt_token_ids`).
+
+        Returns:
+            float32 `[states (batch, L, width), mask (batch, L)]`.
+        """
+        return self.condition.network_inputs(token_ids, averaged=True)
+
+    def guided_predictor(self, raw_condition, guidance_scale=None, condition_inputs=None):
         """The classifier-free guided noise predictor `(x_t, t) -> eps`.
 
         The condition's network inputs (and the null condition's) are made
-        once, outside the sampling loop.
+        once, outside the sampling loop, with the EMA text encoder.
 
         Args:
             raw_condition: The raw condition, one row per sample.
             guidance_scale: Scalar or per-sample `w`; `None` uses the
                 model's `guidance_scale`.
+            condition_inputs: The condition's network inputs, when they are
+                already made (e.g. encoded prompts); `raw_condition` is then
+                ignored.
 
         Returns:
             A callable for `GaussianDiffusion.sample`.
         """
         if guidance_scale is None:
             guidance_scale = self.guidance_scale
-        condition = self.condition.network_inputs(raw_condition)
-        null = self.condition.network_inputs(self.condition.null(tf.shape(raw_condition)[0]))
+        condition = condition_inputs
+        if condition is None:
+            condition = self.condition.network_inputs(raw_condition, averaged=True)
+        null = self.condition.null_inputs(tf.shape(condition[0])[0], averaged=True)
 
         def predict(x_t, t):
             return guided_noise(self.ema_network, x_t, t, condition, null, guidance_scale)
@@ -67,8 +91,8 @@ class DDPMSampling:
         return predict
 
     def sample(
-        self, num_samples, seed=None, *, labels=None, guidance_scale=None, num_steps=None,
-        method=None, eta=0.0, jit_compile=False, **conditioning,
+        self, num_samples, seed=None, *, labels=None, prompt=None, guidance_scale=None,
+        num_steps=None, method=None, eta=0.0, jit_compile=False, **conditioning,
     ):
         """Runs the reverse process with the EMA network, in one compiled loop.
 
@@ -82,11 +106,16 @@ class DDPMSampling:
             seed: `None`, an int or a pair of ints.
             labels: Class-conditional models: an int or `num_samples` ints
                 in `[0, num_classes)`; `None` cycles `0, 1, 2, ...`.
-            guidance_scale: Class-conditional models: the classifier-free
+            prompt: Text-conditional models: a non-empty `str` for every
+                sample or `num_samples` of them (a list or a numpy array;
+                `bytes` are read as UTF-8), each at most `max_prompt_bytes`
+                UTF-8 bytes; `None` cycles through `default_prompts`
+                (`"a handwritten 0"`, `"a handwritten 1"`, ...).
+            guidance_scale: Conditional models: the classifier-free
                 guidance weight `w >= 0` (0: unconditional, 1: conditional);
                 `None` uses the model's `guidance_scale`. A tensor input of
-                the traced sampler, as are `labels`: changing them does not
-                retrace.
+                the traced sampler, as are `labels` and the prompts' token
+                ids: changing them does not retrace.
             num_steps: Reverse steps in `[1, T]`; `None` uses
                 `sampling_steps` (T if that is `None`).
             method: `"ddpm"` (ancestral; respaced when `num_steps < T`, i.e.
@@ -102,22 +131,22 @@ class DDPMSampling:
                 compiles for seconds, so it is off by default. Samples then
                 match the default to float32 rounding, not bit for bit.
                 Exports never use XLA (TF Serving disables XLA:CPU by default).
-            **conditioning: `prompt`, or conditioning an unconditional model
-                does not take: refused with a `ValueError`.
+            **conditioning: Conditioning the model does not take (e.g.
+                `labels` for a text model): refused with a `ValueError`.
 
         Returns:
             numpy float32: images `(n, H, W, C)` in `[0, 1]`, or points
             `(n, d)`.
         """
         return super().sample(
-            num_samples, seed, labels=labels, guidance_scale=guidance_scale,
+            num_samples, seed, labels=labels, prompt=prompt, guidance_scale=guidance_scale,
             num_steps=num_steps, method=method, eta=eta, jit_compile=jit_compile,
             **conditioning,
         )
 
     def sample_options(
         self, num_samples, num_steps=None, method=None, eta=0.0, jit_compile=False,
-        labels=None, guidance_scale=None,
+        labels=None, prompt=None, guidance_scale=None,
     ):
         if method is not None and method not in METHODS:
             raise ValueError(
@@ -137,12 +166,40 @@ class DDPMSampling:
         if self.condition is None:
             return static, {}
         tensors = {
-            "labels": tf.constant(check_labels(labels, num_samples, self.num_classes)),
             "guidance_scale": tf.constant(
                 check_guidance_scale(guidance_scale, self.guidance_scale), tf.float32
             ),
         }
+        if self.condition.option == "prompt":
+            if prompt is None:
+                prompts = [
+                    self.default_prompts[i % len(self.default_prompts)]
+                    for i in range(num_samples)
+                ]
+            else:
+                prompts = check_prompts(prompt, num_samples, self.max_prompt_bytes)
+            tensors["prompt"] = tf.constant(prompt_token_ids(prompts, self.max_prompt_bytes))
+        else:
+            tensors["labels"] = tf.constant(check_labels(labels, num_samples, self.num_classes))
         return static, tensors
+
+    def prompt_ids(self, prompt, num_samples):
+        """Token ids of the `prompt` option or input (see `sample_from_seed`).
+
+        Args:
+            prompt: int32 ids `(rows, L)`, `tf.string` `(rows,)` or `None`.
+            num_samples: int32 scalar (the rows of the default prompts).
+
+        Returns:
+            int32 ids `(rows, L)`; `num_samples` rows for `None`.
+        """
+        if prompt is None:
+            table = tf.constant(prompt_token_ids(self.default_prompts, self.max_prompt_bytes))
+            return tf.gather(table, tf.range(num_samples) % len(self.default_prompts))
+        prompt = tf.convert_to_tensor(prompt)
+        if prompt.dtype == tf.string:
+            return tf_prompt_token_ids(prompt, self.max_prompt_bytes)
+        return tf.cast(prompt, tf.int32)
 
     def default_method(self, num_steps):
         """The sampler of `method=None`: ancestral DDPM at T steps, else
@@ -151,7 +208,7 @@ class DDPMSampling:
 
     def sample_from_seed(
         self, num_samples, seed, num_steps=None, method=None, eta=0.0, jit_compile=False,
-        labels=None, guidance_scale=None,
+        labels=None, prompt=None, guidance_scale=None,
     ):
         """The sampler behind `sample` and the exported `sample` signature.
 
@@ -164,8 +221,13 @@ class DDPMSampling:
                 `tf.cond` when `num_steps` is a tensor).
             eta: DDIM noise scale.
             jit_compile: Whether each reverse step is one XLA cluster.
-            labels: Conditional models: int32 `(num_samples,)` labels
+            labels: Class-conditional models: int32 `(num_samples,)` labels
                 (`None` cycles through the classes).
+            prompt: Text-conditional models: int32 token ids `(rows, L)` or
+                `tf.string` prompts `(rows,)` (tokenized here, as the served
+                signature gives them), `rows` 1 (one prompt for every
+                sample) or `num_samples`; `None` cycles through
+                `default_prompts`. Encoded once, before the loop.
             guidance_scale: Conditional models: float32 `w` (`None`: the
                 model's default).
 
@@ -179,7 +241,14 @@ class DDPMSampling:
         shape = tf.concat([tf.reshape(tf.cast(num_samples, tf.int32), [1]), self.data_shape], 0)
         steps = tf.clip_by_value(tf.cast(num_steps, tf.int32), 1, self.timesteps)
         predict = self.predict_noise
-        if self.condition is not None:
+        if self.condition is not None and self.condition.option == "prompt":
+            states, mask = self.encode_prompt(self.prompt_ids(prompt, shape[0]))
+            condition = [
+                tf.broadcast_to(states, tf.concat([shape[:1], tf.shape(states)[1:]], 0)),
+                tf.broadcast_to(mask, tf.concat([shape[:1], tf.shape(mask)[1:]], 0)),
+            ]
+            predict = self.guided_predictor(None, guidance_scale, condition)
+        elif self.condition is not None:
             if labels is None:
                 labels = tf.range(shape[0]) % self.num_classes
             predict = self.guided_predictor(labels, guidance_scale)

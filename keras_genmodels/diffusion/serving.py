@@ -1,14 +1,20 @@
-"""The DDPM's exported signatures: `sample`, `predict_noise`, `denoise_step`.
+"""The DDPM's exported signatures: `sample`, `predict_noise`, `denoise_step`
+(and `encode_prompt` for text).
 
 `DDPMSignatures` is mixed into `DDPM`; it holds the export side of the model
 (limits, signatures and their examples) and uses the model's
-`sample_from_seed`, `predict_noise` and `process`.
+`sample_from_seed`, `predict_noise`, `encode_prompt` and `process`.
 """
 
 import numpy as np
 import tensorflow as tf
 
 from keras_genmodels.conditioning import check_served_labels
+from keras_genmodels.conditioning.text import (
+    VOCAB_SIZE,
+    check_served_prompts,
+    prompt_token_ids,
+)
 from keras_genmodels.serving_limits import InputChecks, ServingLimits
 from keras_genmodels.signatures import named_function
 
@@ -30,15 +36,39 @@ class DDPMSignatures:
     num_steps)` equals `model.sample(..., labels=, guidance_scale=)` and
     the TF Lite `denoise_step` is the guided step in one call.
 
+    A text-conditional model's signatures:
+
+    - `sample(num_samples, seed, prompt, guidance_scale, num_steps)`:
+      `prompt` is `string [rows]`, one prompt for every sample (`rows = 1`)
+      or one per sample, each of 1 to `max_prompt_bytes` UTF-8 bytes; it
+      equals `model.sample(..., prompt=, guidance_scale=)`.
+    - `encode_prompt(token_ids) -> {states, mask}`: the EMA text encoder on
+      int32 ids `[N, L]`, `L = max_prompt_bytes + 1`: `[1 (BOS), byte + 2
+      ..., 0 (PAD) ...]` (`conditioning.text.prompt_token_ids`), so an app
+      encodes each prompt once.
+    - `predict_noise(x_t, t, states, mask, guidance_scale)` and
+      `denoise_step(x_t, t, noise, states, mask, guidance_scale)`: the
+      guided prediction and step on encoded prompts (the empty prompt's
+      encoding, the unconditional branch, is computed inside).
+
+    The TF Lite file holds `encode_prompt` and `denoise_step`.
+
     Every input is checked in the graph; timesteps must be in `[0, T)`.
     """
 
     @property
     def default_export_name(self):
         """Default model name of an export: `diffusion` for images,
-        `diffusion-points` for vectors (different signature shapes)."""
+        `diffusion-points` for vectors (different signature shapes), with
+        `-cond` (class labels) or `-text` (prompts) for conditional models."""
         name = "diffusion" if self.data_kind == "image" else "diffusion-points"
-        return name if self.condition is None else f"{name}-cond"
+        if self.condition is None:
+            return name
+        return f"{name}-text" if self._text else f"{name}-cond"
+
+    @property
+    def _text(self):
+        return self.condition is not None and self.condition.option == "prompt"
 
     @property
     def serving_limits(self):
@@ -48,56 +78,117 @@ class DDPMSignatures:
         pass per reverse step); `num_steps` is at most T.
         """
         size = 256 if self.data_kind == "image" else 1024
+        signatures = {
+            "sample": ("num_samples", "num_steps"),
+            "predict_noise": ("batch_size",),
+            "denoise_step": ("batch_size",),
+        }
+        if self._text:
+            signatures["encode_prompt"] = ("batch_size",)
         return ServingLimits(
-            {
-                "sample": ("num_samples", "num_steps"),
-                "predict_noise": ("batch_size",),
-                "denoise_step": ("batch_size",),
-            },
+            signatures,
             defaults={"num_samples": size, "batch_size": size, "num_steps": self.timesteps},
             maxima={"num_steps": self.timesteps},
         )
 
     # ------------------------------------------------------------------
-    # The `sample` signature's extra input.
+    # The condition inputs: per row of `predict_noise`/`denoise_step`, and
+    # of `sample` (labels, or the prompt strings of a text model).
     # ------------------------------------------------------------------
     def _condition_specs(self, batch_size):
         if self.condition is None:
             return []
-        return [
-            tf.TensorSpec([batch_size], tf.int32, name="labels"),
-            tf.TensorSpec([], tf.float32, name="guidance_scale"),
-        ]
+        if self._text:
+            length, width = self.condition.length, self.text_encoder.outputs[0].shape[-1]
+            rows = [
+                tf.TensorSpec([batch_size, length, width], tf.float32, name="states"),
+                tf.TensorSpec([batch_size, length], tf.float32, name="mask"),
+            ]
+        else:
+            rows = [tf.TensorSpec([batch_size], tf.int32, name="labels")]
+        return [*rows, tf.TensorSpec([], tf.float32, name="guidance_scale")]
 
-    def _check_condition(self, checks, rows, labels=None, guidance_scale=None):
+    def _check_condition(
+        self, checks, rows, labels=None, guidance_scale=None, states=None, mask=None
+    ):
         if self.condition is None:
             return {}
-        return {
-            "labels": check_served_labels(checks, labels, rows, self.num_classes),
-            "guidance_scale": checks.scalar("guidance_scale", guidance_scale, low=0.0),
-        }
+        if self._text:
+            states = checks.shape("states", states, self._condition_specs(None)[0].shape)
+            mask = checks.shape("mask", mask, [None, self.condition.length])
+            checks.check(
+                tf.equal(tf.shape(states)[0], rows) & tf.equal(tf.shape(mask)[0], rows),
+                "states and mask must have one row per x_t row. Received: {} and {} "
+                "rows for {}",
+                tf.shape(states)[0], tf.shape(mask)[0], rows,
+            )
+            checks.finite("states", states)
+            checks.values("mask", mask, 0.0, 1.0)
+            inputs = {"states": states, "mask": mask}
+        else:
+            inputs = {"labels": check_served_labels(checks, labels, rows, self.num_classes)}
+        inputs["guidance_scale"] = checks.scalar("guidance_scale", guidance_scale, low=0.0)
+        return inputs
+
+    def _example_prompts(self, rows):
+        return [self.default_prompts[i % len(self.default_prompts)] for i in range(rows)]
 
     def _condition_example(self, rows):
         if self.condition is None:
             return {}
-        return {
-            "labels": (np.arange(rows) % self.num_classes).astype("int32"),
-            "guidance_scale": np.float32(2.0),
-        }
+        if self._text:
+            # Real encoded prompts, so TF Lite/SavedModel comparisons see
+            # the states the app feeds.
+            ids = prompt_token_ids(self._example_prompts(rows), self.max_prompt_bytes)
+            states, mask = (np.asarray(v) for v in self.encode_prompt(tf.constant(ids)))
+            example = {"states": states.astype("float32"), "mask": mask.astype("float32")}
+        else:
+            example = {"labels": (np.arange(rows) % self.num_classes).astype("int32")}
+        example["guidance_scale"] = np.float32(2.0)
+        return example
 
     def sample_signature_inputs(self):
-        return [*self._condition_specs(None), tf.TensorSpec([], tf.int32, name="num_steps")]
+        if self._text:
+            condition = [
+                tf.TensorSpec([None], tf.string, name="prompt"),
+                tf.TensorSpec([], tf.float32, name="guidance_scale"),
+            ]
+        else:
+            condition = self._condition_specs(None)
+        return [*condition, tf.TensorSpec([], tf.int32, name="num_steps")]
 
     def check_sample_inputs(
-        self, checks, num_samples, limits, num_steps, labels=None, guidance_scale=None
+        self, checks, num_samples, limits, num_steps, labels=None, guidance_scale=None,
+        prompt=None,
     ):
-        inputs = self._check_condition(checks, num_samples, labels, guidance_scale)
+        if self._text:
+            prompt = check_served_prompts(
+                checks, prompt, limits["num_samples"], self.max_prompt_bytes
+            )
+            rows = tf.shape(prompt)[0]
+            checks.check(
+                tf.equal(rows, 1) | tf.equal(rows, num_samples),
+                "prompt must have one string for every sample or one per sample. "
+                "Received: {} prompts for {} samples",
+                rows, num_samples,
+            )
+            inputs = {
+                "prompt": prompt,
+                "guidance_scale": checks.scalar("guidance_scale", guidance_scale, low=0.0),
+            }
+        else:
+            inputs = self._check_condition(checks, num_samples, labels, guidance_scale)
         inputs["num_steps"] = checks.count("num_steps", num_steps, limits["num_steps"])
         return inputs
 
     def sample_signature_example(self):
         example = super().sample_signature_example()
-        example.update(self._condition_example(int(example["num_samples"])))
+        rows = int(example["num_samples"])
+        if self._text:
+            example["prompt"] = np.array(self._example_prompts(rows))
+            example["guidance_scale"] = np.float32(2.0)
+        else:
+            example.update(self._condition_example(rows))
         example["num_steps"] = np.int32(3)
         return example
 
@@ -142,11 +233,31 @@ class DDPMSignatures:
             )
             return {"noise": self.predict_noise(x_t, t, **condition)}
 
-        return {
+        endpoints = {
             "sample": self.sample_endpoint(limits),
             "predict_noise": named_function(predict_noise, specs, autograph=False),
             "denoise_step": self._denoise_step_endpoint(None, limits["batch_size"]),
         }
+        if self._text:
+            endpoints["encode_prompt"] = self._encode_prompt_endpoint(None, limits["batch_size"])
+        return endpoints
+
+    def _encode_prompt_endpoint(self, batch_size, limit=None):
+        """`encode_prompt(token_ids) -> {states, mask}` with the EMA encoder;
+        with a row `limit` (serving) the ids are checked."""
+        spec = tf.TensorSpec([batch_size, self.condition.length], tf.int32, name="token_ids")
+
+        def encode_prompt(token_ids):
+            if limit is not None:
+                checks = InputChecks()
+                token_ids = checks.batch(
+                    "token_ids", token_ids, spec.shape, limit, low=0, high=VOCAB_SIZE - 1
+                )
+                token_ids = checks.gate(token_ids)
+            states, mask = self.encode_prompt(token_ids)
+            return {"states": states, "mask": mask}
+
+        return tf.function(encode_prompt, input_signature=[spec], autograph=False)
 
     def _denoise_step_endpoint(self, batch_size, limit=None):
         """`denoise_step`; with a row `limit` (serving) its inputs are checked.
@@ -172,12 +283,23 @@ class DDPMSignatures:
         return named_function(denoise_step, specs, autograph=False)
 
     def tflite_endpoints(self, batch_size=1):
-        return {"denoise_step": self._denoise_step_endpoint(batch_size)}
+        endpoints = {"denoise_step": self._denoise_step_endpoint(batch_size)}
+        if self._text:
+            endpoints["encode_prompt"] = self._encode_prompt_endpoint(batch_size)
+        return endpoints
 
     def signature_examples(self, batch_size=1):
         rng = np.random.default_rng(0)
         shape = (batch_size, *self.data_shape)
+        extra = {}
+        if self._text:
+            extra["encode_prompt"] = {
+                "token_ids": prompt_token_ids(
+                    self._example_prompts(batch_size), self.max_prompt_bytes
+                ),
+            }
         return {
+            **extra,
             "sample": self.sample_signature_example(),
             "predict_noise": {
                 "x_t": rng.standard_normal(shape).astype("float32"),

@@ -3,14 +3,20 @@
 Residual blocks with GroupNorm and an added timestep embedding, self-attention
 at the lowest resolutions, strided-convolution down-sampling and
 nearest-neighbour up-sampling, with skip connections from every block of the
-down path to the up path.
+down path to the up path. Conditioning: a class label embedding added to the
+time embedding, or text token states read by cross-attention (Rombach et al.,
+2022) at the low resolutions.
 """
 
 import keras
 from keras import layers
 
 from keras_genmodels.base import check_positive_int
-from keras_genmodels.diffusion.layers import FastGroupNormalization, SinusoidalEmbedding
+from keras_genmodels.diffusion.layers import (
+    CrossAttention,
+    FastGroupNormalization,
+    SinusoidalEmbedding,
+)
 
 
 def _residual_block(x, emb, filters, groups, dropout, name):
@@ -54,8 +60,11 @@ def unet(
     groups=8,
     dropout=0.0,
     num_classes=None,
+    context_width=None,
+    cross_attention_resolutions=None,
+    pooled_context=True,
 ):
-    """A U-Net `(x_t, t[, labels]) -> predicted noise` for images.
+    """A U-Net `(x_t, t[, labels | context, context_mask]) -> noise` for images.
 
     Level `i` of the down path has `base_filters * channel_multipliers[i]`
     filters and `num_res_blocks` residual blocks, followed by a stride-2
@@ -66,12 +75,24 @@ def unet(
     the last one "no label", the unconditional case of classifier-free
     guidance) is added to the time embedding. Self-attention follows every block whose
     feature map side is in `attention_resolutions`, and the middle has
-    `block -> attention -> block`.
+    `block -> attention -> block`. With `context_width` the network is
+    text-conditional: a `CrossAttention` from the image features to the
+    token states `context` (padded tokens hidden by `context_mask`) follows
+    every block (and its self-attention) whose side is in
+    `cross_attention_resolutions`, and the middle's self-attention; with
+    `pooled_context`, the mean of the real tokens' states also enters the
+    time embedding through a `Dense` layer (as GLIDE and Imagen add a pooled
+    text embedding), a global path of the prompt into every block, like the
+    class model's label embedding.
 
     References:
         Ronneberger, Fischer and Brox, "U-Net", MICCAI 2015.
         Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models",
         NeurIPS 2020.
+        Rombach et al., "High-Resolution Image Synthesis with Latent
+        Diffusion Models", CVPR 2022 (cross-attention to text).
+        Nichol et al., "GLIDE", ICML 2022; Saharia et al., "Imagen",
+        NeurIPS 2022 (a pooled text embedding added to the time embedding).
 
     Args:
         data_shape: `(height, width, channels)`; height and width must be
@@ -85,17 +106,26 @@ def unet(
         dropout: Dropout rate inside the residual blocks.
         num_classes: `None` (unconditional) or the number of classes of a
             class-conditional network.
+        context_width: `None`, or the width of the token states of a
+            text-conditional network (e.g. the text encoder's `width`).
+        cross_attention_resolutions: Feature-map sides with cross-attention
+            to the context (besides the middle); `None` means
+            `attention_resolutions`.
+        pooled_context: Text-conditional networks: whether the masked mean
+            of the context is added to the time embedding.
 
     Returns:
         A functional `keras.Model` with inputs `[x_t (batch, H, W, C), t
-        (batch,) int32]` (plus `labels (batch,) int32` in
-        `[0, num_classes]` when class-conditional) and output
-        `(batch, H, W, C)`.
+        (batch,) int32]`, plus `labels (batch,) int32` in `[0, num_classes]`
+        when class-conditional, or `context (batch, L, context_width)` and
+        `context_mask (batch, L)` (1 at real tokens) when text-conditional;
+        output `(batch, H, W, C)`.
 
     Example:
 
     ```python
     network = unet((28, 28, 1), base_filters=32)
+    text_network = unet((28, 28, 1), context_width=64)
     ```
     """
     data_shape = tuple(data_shape)
@@ -128,6 +158,16 @@ def unet(
         raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
     if num_classes is not None:
         num_classes = check_positive_int(num_classes, "num_classes")
+    if context_width is not None:
+        context_width = check_positive_int(context_width, "context_width")
+        if num_classes is not None:
+            raise ValueError(
+                "A U-Net is conditioned on labels or on a text context, not both. "
+                f"Received: num_classes={num_classes}, context_width={context_width}"
+            )
+    if cross_attention_resolutions is None:
+        cross_attention_resolutions = attention_resolutions
+    cross_attention_resolutions = tuple(cross_attention_resolutions)
 
     x_t = keras.Input(data_shape, name="x_t")
     t = keras.Input((), dtype="int32", name="t")
@@ -141,6 +181,25 @@ def unet(
         label_emb = layers.Embedding(num_classes + 1, emb_dim, name="label_embedding")(labels)
         emb = layers.Add(name="time_label_embedding")([emb, label_emb])
         inputs.append(labels)
+    context = None
+    if context_width is not None:
+        context = keras.Input((None, context_width), name="context")
+        context_mask = keras.Input((None,), name="context_mask")
+        inputs += [context, context_mask]
+        if pooled_context:
+            pooled = layers.GlobalAveragePooling1D(name="context_pool")(context, mask=context_mask)
+            text_emb = layers.Dense(emb_dim, name="context_embedding")(pooled)
+            emb = layers.Add(name="time_context_embedding")([emb, text_emb])
+
+    def attend(h, name, middle=False):
+        """Self-attention and cross-attention after a block, where they go."""
+        if middle or h.shape[1] in attention_resolutions:
+            h = _attention_block(h, groups, num_heads, f"{name}_attn")
+        if context is not None and (middle or h.shape[1] in cross_attention_resolutions):
+            h = CrossAttention(num_heads, groups, name=f"{name}_cross_attn")(
+                h, context, context_mask
+            )
+        return h
 
     h = layers.Conv2D(base_filters, 3, padding="same", name="input_conv")(x_t)
     skips = [h]
@@ -148,8 +207,7 @@ def unet(
         for block in range(num_res_blocks):
             name = f"down_{level}_{block}"
             h = _residual_block(h, emb, base_filters * mult, groups, dropout, name)
-            if h.shape[1] in attention_resolutions:
-                h = _attention_block(h, groups, num_heads, f"{name}_attn")
+            h = attend(h, name)
             skips.append(h)
         if level != len(channel_multipliers) - 1:
             h = layers.Conv2D(
@@ -159,7 +217,7 @@ def unet(
 
     filters = h.shape[-1]
     h = _residual_block(h, emb, filters, groups, dropout, "middle_1")
-    h = _attention_block(h, groups, num_heads, "middle_attn")
+    h = attend(h, "middle", middle=True)
     h = _residual_block(h, emb, filters, groups, dropout, "middle_2")
 
     for level in reversed(range(len(channel_multipliers))):
@@ -168,8 +226,7 @@ def unet(
             name = f"up_{level}_{block}"
             h = layers.Concatenate(name=f"{name}_skip_concat")([h, skips.pop()])
             h = _residual_block(h, emb, base_filters * mult, groups, dropout, name)
-            if h.shape[1] in attention_resolutions:
-                h = _attention_block(h, groups, num_heads, f"{name}_attn")
+            h = attend(h, name)
         if level != 0:
             h = layers.UpSampling2D(2, interpolation="nearest", name=f"up_{level}_resize")(h)
             h = layers.Conv2D(h.shape[-1], 3, padding="same", name=f"up_{level}_conv")(h)
