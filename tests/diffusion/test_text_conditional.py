@@ -60,7 +60,7 @@ def trained():
     model = build_unet_mnist_text(p_uncond=0.25, seed=0, **NET, **TEXT)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=False)
     before = [w.numpy().copy() for w in model.text_encoder.weights]
-    history = model.fit(model.prepare_dataset(_dataset(), 32), epochs=6, verbose=0)
+    history = model.fit(model.prepare_dataset(_dataset(), 32), epochs=4, verbose=0)
     return model, before, history.history["loss"]
 
 
