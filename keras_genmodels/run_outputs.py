@@ -77,6 +77,27 @@ def samples_path(model, path):
     return path
 
 
+def grid_samples(model, seed, rows=8):
+    """The samples of a run's `samples.png` and the grid's columns.
+
+    64 samples in a square grid; a conditional model, whose `sample` cycles
+    through its classes (or default prompts) when given none, draws
+    `rows` rows of one sample per class, so each column is one class.
+
+    Args:
+        model: A `GenerativeModel`.
+        seed: The sampling seed.
+        rows: Rows of a conditional model's grid.
+
+    Returns:
+        `(samples, columns)`; `columns` is `None` for a square grid.
+    """
+    classes = getattr(model, "num_classes", None)
+    if classes and {"labels", "prompt"} & set(model.conditioning):
+        return model.sample(classes * rows, seed=seed), classes
+    return model.sample(64, seed=seed), None
+
+
 def write_samples(model, samples, path, reference=None, columns=None):
     """Writes samples as a picture (or text) suited to the model's data kind.
 

@@ -215,8 +215,10 @@ def train_run(args, callbacks=()):
     }
     samples_file = "samples.txt" if model.data_kind == "text" else "samples.png"
     try:
-        samples = model.sample(64, seed=args.seed)
-        run_outputs.write_samples(model, samples, run_dir.file(samples_file), reference)
+        samples, columns = run_outputs.grid_samples(model, args.seed)
+        run_outputs.write_samples(
+            model, samples, run_dir.file(samples_file), reference, columns=columns
+        )
         metrics["test"] = run_outputs.evaluate(model, run)
     except Exception as error:
         reason = " ".join(str(error).split())[:300] or type(error).__name__

@@ -178,6 +178,15 @@ class ExportedModel:
         return ("image" if len(shape) == 3 else "points"), shape
 
     @property
+    def conditioning(self):
+        """The conditioning the `sample` signature takes, as `model.conditioning`
+        names it (`labels`, `prompt`, `guidance_scale`)."""
+        if "sample" not in self.names:
+            return ()
+        inputs = self.signatures.inputs("sample")
+        return tuple(n for n in ("labels", "prompt", "guidance_scale") if n in inputs)
+
+    @property
     def uses_labels(self):
         """Whether the likelihood signatures take the test labels (a CVAE)."""
         return self.family == "vae" and "labels" in self.signatures.inputs(
@@ -267,6 +276,8 @@ class ExportedModel:
                 values[name] = self.sample_input(name, num_samples)
             elif name == "labels":
                 values[name] = np.zeros([num_samples], np.int32)
+            elif name == "prompt":
+                values[name] = np.array([b"a"], dtype=object)
             else:
                 values[name] = np.array(1 if dtype.startswith("int") else 0.0, dtype)
         return values
@@ -304,6 +315,18 @@ class ExportedModel:
             return np.broadcast_to(np.asarray(value, np.int32), [num_samples]).copy()
         if name == "num_steps":
             return np.int32(self.num_steps)
+        if name == "prompt":
+            if value is None:
+                value = card_field(self.card, "config", "default_prompts")
+            if value is None:
+                raise ExportError(
+                    f"The sample signature of {self.path} takes `prompt`, which has no "
+                    "default without a model card; pass it (--input prompt=TEXT)."
+                )
+            prompts = [value] if isinstance(value, (str, bytes)) else list(value)
+            rows = [prompts[i % len(prompts)] for i in range(num_samples)]
+            return np.array([p.encode("utf-8") if isinstance(p, str) else p for p in rows],
+                            dtype=object)
         if value is None:
             value = card_field(self.card, "config", name)
         if value is None:
