@@ -299,10 +299,11 @@ class SampleSignatures:
 def fit_example(inputs, limits):
     """Cuts example inputs down to a signature's limits.
 
-    A scalar input named after a limit (`num_samples`, `num_steps`,
+    A scalar int input named after a limit (`num_samples`, `num_steps`,
     `max_new_tokens`, `steps`) is lowered to it, and inputs with one row
-    per sample follow `num_samples`; the rows of batched inputs are cut to
-    `batch_size`.
+    per sample follow `num_samples`; a string input named after a limit
+    (`prompt`, `text`) is cut to that many bytes; the rows of batched inputs
+    are cut to `batch_size`.
 
     Args:
         inputs: `{input: numpy array}` of one signature.
@@ -325,9 +326,16 @@ def fit_example(inputs, limits):
             for count in rows:
                 if count > limit:
                     cut_rows(count, limit)
-        elif value is not None and np.ndim(value) == 0 and int(value) > limit:
+        elif value is None or np.ndim(value) != 0:
+            continue
+        elif np.asarray(value).dtype.kind in "iu" and int(value) > limit:
             inputs[name] = np.asarray(limit, dtype=np.asarray(value).dtype)
             if name == "num_samples":
                 cut_rows(int(value), limit)
+        elif isinstance(np.asarray(value).item(), (bytes, str)):
+            text = np.asarray(value).item()
+            text = text.encode("utf-8") if isinstance(text, str) else text
+            if len(text) > limit:  # A byte-length limit (`prompt`, `text`).
+                inputs[name] = np.asarray(text[:limit], dtype=object)
     return inputs
 

@@ -269,3 +269,6 @@ def test_examples_are_cut_to_the_export_limits():
     cut = fit_example(rows, {"batch_size": 1})
     assert cut["seed"].shape == (1, 2) and cut["labels"].shape == (1,)
     assert fit_example(example, {"num_samples": 8})["labels"] is example["labels"]
+    text = {"prompt": np.asarray(b"def f(x):", dtype=object), "max_new_tokens": np.int32(8)}
+    fitted = fit_example(text, {"prompt": 4, "max_new_tokens": 1024})
+    assert fitted["prompt"].item() == b"def " and int(fitted["max_new_tokens"]) == 8
