@@ -31,7 +31,7 @@ def test_non_tensorflow_backend_is_refused_in_one_line():
 
 def test_families_are_registered():
     assert list(presets.FAMILY_MODULES) == FAMILIES
-    assert list(keras_genmodels.list_presets("vae")) == ["reference", "conv"]
+    assert list(keras_genmodels.list_presets("vae")) == ["reference", "conv", "conv-cond"]
     assert presets.default_preset("vae") == "conv"
 
 

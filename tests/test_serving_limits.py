@@ -117,7 +117,9 @@ def test_oversized_request_is_refused_fast_then_a_normal_one_answered(
     start = time.perf_counter()
     with pytest.raises(tf.errors.InvalidArgumentError) as info:
         _call(loaded, signature, request)
-    assert time.perf_counter() - start < 1.0
+    # Refused before the loop ran: a billion tokens, samples or steps would
+    # take days; the bound is loose because the CI machine is shared.
+    assert time.perf_counter() - start < 60.0
     assert f"{size} must be in [1, {limit}]. Received: {size}=1000000000" in info.value.message
     outputs = _call(loaded, signature, normal)
     assert all(np.all(np.isfinite(v.numpy())) for v in outputs.values() if v.dtype.is_floating)
