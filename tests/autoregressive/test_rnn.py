@@ -103,7 +103,9 @@ def test_served_forecast_matches_python(reference, tmp_path):
     model = reference[0]
     # The fresh-process check and TF Lite parity are tests/test_contract.py's.
     loaded = tf.saved_model.load(export.export_savedmodel(model, str(tmp_path), name="sine"))
-    assert sorted(set(loaded.signatures) - {"serving_default"}) == ["forecast", "sample", "sample_batch", "step"]
+    assert sorted(set(loaded.signatures) - {"serving_default"}) == [
+        "forecast", "sample", "sample_batch", "step",
+    ]
     history = np.sin(np.arange(12, dtype="float32") / 3)[None]
     out = loaded.signatures["forecast"](history=tf.constant(history), steps=tf.constant(7))
     np.testing.assert_allclose(out["forecast"].numpy(), model.forecast(history, 7), atol=1e-6)
