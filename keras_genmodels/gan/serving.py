@@ -17,10 +17,11 @@ import numpy as np
 import tensorflow as tf
 
 from keras_genmodels.conditioning import check_served_labels
+from keras_genmodels.conditioning.labelled_signature import LabelledSampleSignature
 from keras_genmodels.serving_limits import InputChecks, ServingLimits
 
 
-class GANServing:
+class GANServing(LabelledSampleSignature):
     """The export side of `GAN`: signatures, their limits and examples."""
 
     @property
@@ -37,27 +38,6 @@ class GANServing:
     def serving_limits(self):
         """The limits the serving signatures enforce (`ServingLimits`)."""
         return ServingLimits({"sample": ("num_samples",), "generate": ("batch_size",)})
-
-    def _check_served_labels(self, checks, labels, rows):
-        return check_served_labels(checks, labels, rows, self.num_classes)
-
-    # The `sample` signature's extra input: `labels`, when class-conditional.
-    def sample_signature_inputs(self):
-        if self.num_classes is None:
-            return []
-        return [tf.TensorSpec([None], tf.int32, name="labels")]
-
-    def check_sample_inputs(self, checks, num_samples, limits, labels=None):
-        if labels is None:
-            return {}
-        return {"labels": self._check_served_labels(checks, labels, num_samples)}
-
-    def sample_signature_example(self):
-        example = super().sample_signature_example()
-        if self.num_classes is not None:
-            rows = int(example["num_samples"])
-            example["labels"] = (np.arange(rows) % self.num_classes).astype("int32")
-        return example
 
     def serving_endpoints(self, limits=None):
         """The `sample` and `generate` signatures, inputs checked.
@@ -86,7 +66,9 @@ class GANServing:
                 checks = InputChecks()
                 latents = checks.batch("latents", latents, shape, limit, finite=True)
                 if labels is not None:
-                    labels = self._check_served_labels(checks, labels, tf.shape(latents)[0])
+                    labels = check_served_labels(
+                        checks, labels, tf.shape(latents)[0], self.num_classes
+                    )
                 latents, labels = checks.gate(latents, labels)
             return {output: self._generate(latents, labels)}
 
@@ -101,5 +83,5 @@ class GANServing:
             "latents": rng.standard_normal((batch_size, self.latent_dim)).astype("float32")
         }
         if self.num_classes is not None:
-            generate["labels"] = (np.arange(batch_size) % self.num_classes).astype("int32")
+            generate["labels"] = self.example_labels(batch_size)
         return {"sample": self.sample_signature_example(), "generate": generate}

@@ -18,11 +18,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_genmodels.conditioning import check_served_labels
+from keras_genmodels.conditioning.labelled_signature import LabelledSampleSignature
 from keras_genmodels.serving_limits import InputChecks, ServingLimits
 from keras_genmodels.signatures import latents_endpoint
 
 
-class VAEServing:
+class VAEServing(LabelledSampleSignature):
     """The export side of `VAE`: signatures, their limits and examples."""
 
     @property
@@ -38,23 +39,6 @@ class VAEServing:
         return ServingLimits(
             {"sample": ("num_samples",), "encode": ("batch_size",), "decode": ("batch_size",)}
         )
-
-    # The `sample` signature's extra input: `labels`, when class-conditional.
-    def sample_signature_inputs(self):
-        if self.num_classes is None:
-            return []
-        return [tf.TensorSpec([None], tf.int32, name="labels")]
-
-    def check_sample_inputs(self, checks, num_samples, limits, labels=None):
-        if labels is None:
-            return {}
-        return {"labels": check_served_labels(checks, labels, num_samples, self.num_classes)}
-
-    def sample_signature_example(self):
-        example = super().sample_signature_example()
-        if self.num_classes is not None:
-            example["labels"] = self._example_labels(int(example["num_samples"]))
-        return example
 
     def serving_endpoints(self, limits=None):
         """The `sample`, `encode` and `decode` signatures, inputs checked.
@@ -102,9 +86,6 @@ class VAEServing:
     def tflite_endpoints(self, batch_size=1):
         return {"decode": self._decode_endpoint(batch_size)}
 
-    def _example_labels(self, rows):
-        return (np.arange(rows) % self.num_classes).astype("int32")
-
     def signature_examples(self, batch_size=1):
         rng = np.random.default_rng(0)
         encode = {
@@ -114,5 +95,5 @@ class VAEServing:
             "latents": rng.standard_normal((batch_size, self.latent_dim)).astype("float32")
         }
         if self.num_classes is not None:
-            encode["labels"] = decode["labels"] = self._example_labels(batch_size)
+            encode["labels"] = decode["labels"] = self.example_labels(batch_size)
         return {"sample": self.sample_signature_example(), "encode": encode, "decode": decode}
