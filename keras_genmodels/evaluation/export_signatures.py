@@ -18,8 +18,9 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from keras_genmodels.model_card import CARD_FILE
+
 SAVED_MODEL_FILE = "saved_model.pb"
-CARD_FILE = os.path.join("assets.extra", "model_card.json")
 
 
 class ExportError(ValueError):
