@@ -64,7 +64,7 @@ def build_unet_mnist(
     num_classes=None,
     text_encoder=None,
     cross_attention_resolutions=None,
-    pooled_context=True,
+    pooled_context="attention",
     **kwargs,
 ):
     """A small U-Net DDPM for 28x28 digits, sampled in 50 steps with DDIM eta=1.
@@ -100,8 +100,9 @@ def build_unet_mnist(
         cross_attention_resolutions: Text models: feature-map sides with
             cross-attention besides the middle (`None`: the attention
             resolutions).
-        pooled_context: Text models: whether the prompt's mean token state
-            is also added to the time embedding.
+        pooled_context: Text models: how the prompt's token states also
+            enter the time embedding (`"attention"`, `"mean"` or `None`;
+            see `unet`).
         **kwargs: Passed to `DDPM` (`seed`, `clip_denoised`, and for a
             conditional model `p_uncond` and `guidance_scale`).
 
@@ -171,7 +172,9 @@ def build_unet_mnist_text(
     A byte-level transformer encoder (`conditioning.text.text_encoder`)
     turns the prompt into token states that the U-Net reads by
     cross-attention at 7x7 (the down, middle and two up blocks there) and,
-    averaged over the prompt's tokens, through its time embedding; the empty
+    attention-pooled over the prompt's tokens, through its time embedding
+    (the mean over tokens left the classes too faint: 22% accuracy on the
+    training captions after 28 epochs); the empty
     prompt is the unconditional case. On `mnist`/`mnist-5k` the labels are
     captioned by `data.captions.DIGITS` (training templates while training,
     held-out ones for the test loss).

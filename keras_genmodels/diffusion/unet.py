@@ -13,10 +13,16 @@ from keras import layers
 
 from keras_genmodels.base import check_positive_int
 from keras_genmodels.diffusion.layers import (
+    AttentionPooling,
     CrossAttention,
     FastGroupNormalization,
     SinusoidalEmbedding,
 )
+
+#: The ways a text-conditional U-Net pools the prompt into its time embedding.
+CONTEXT_POOLINGS = ("attention", "mean", None)
+#: Pooled vectors of the `"attention"` pooling.
+POOLING_HEADS = 4
 
 
 def _residual_block(x, emb, filters, groups, dropout, name):
@@ -62,7 +68,7 @@ def unet(
     num_classes=None,
     context_width=None,
     cross_attention_resolutions=None,
-    pooled_context=True,
+    pooled_context="attention",
 ):
     """A U-Net `(x_t, t[, labels | context, context_mask]) -> noise` for images.
 
@@ -80,7 +86,7 @@ def unet(
     token states `context` (padded tokens hidden by `context_mask`) follows
     every block (and its self-attention) whose side is in
     `cross_attention_resolutions`, and the middle's self-attention; with
-    `pooled_context`, the mean of the real tokens' states also enters the
+    `pooled_context`, a pooling of the real tokens' states also enters the
     time embedding through a `Dense` layer (as GLIDE and Imagen add a pooled
     text embedding), a global path of the prompt into every block, like the
     class model's label embedding.
@@ -111,8 +117,11 @@ def unet(
         cross_attention_resolutions: Feature-map sides with cross-attention
             to the context (besides the middle); `None` means
             `attention_resolutions`.
-        pooled_context: Text-conditional networks: whether the masked mean
-            of the context is added to the time embedding.
+        pooled_context: Text-conditional networks: how the context enters
+            the time embedding: `"attention"` (`AttentionPooling`, learned
+            token weights in `POOLING_HEADS` heads), `"mean"` (the masked
+            mean over tokens, which dilutes the one token that tells two
+            prompts apart), or `None` (cross-attention only).
 
     Returns:
         A functional `keras.Model` with inputs `[x_t (batch, H, W, C), t
@@ -165,6 +174,11 @@ def unet(
                 "A U-Net is conditioned on labels or on a text context, not both. "
                 f"Received: num_classes={num_classes}, context_width={context_width}"
             )
+        if pooled_context not in CONTEXT_POOLINGS:
+            raise ValueError(
+                f"`pooled_context` must be one of {CONTEXT_POOLINGS}. "
+                f"Received: pooled_context={pooled_context!r}"
+            )
     if cross_attention_resolutions is None:
         cross_attention_resolutions = attention_resolutions
     cross_attention_resolutions = tuple(cross_attention_resolutions)
@@ -195,8 +209,11 @@ def unet(
         context = keras.Input((None, context_width), name="context")
         context_mask = keras.Input((None,), name="context_mask")
         inputs += [context, context_mask]
-        if pooled_context:
+        if pooled_context == "attention":
+            pooled = AttentionPooling(POOLING_HEADS, name="context_pool")(context, context_mask)
+        elif pooled_context == "mean":
             pooled = layers.GlobalAveragePooling1D(name="context_pool")(context, mask=context_mask)
+        if pooled_context is not None:
             text_emb = layers.Dense(emb_dim, name="context_embedding")(pooled)
             emb = layers.Add(name="time_context_embedding")([emb, text_emb])
 

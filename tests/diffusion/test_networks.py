@@ -4,7 +4,11 @@ import keras
 import numpy as np
 import pytest
 
-from keras_genmodels.diffusion.layers import FastGroupNormalization, SinusoidalEmbedding
+from keras_genmodels.diffusion.layers import (
+    AttentionPooling,
+    FastGroupNormalization,
+    SinusoidalEmbedding,
+)
 from keras_genmodels.diffusion.mlp import mlp_denoiser
 from keras_genmodels.diffusion.unet import unet
 
@@ -146,8 +150,33 @@ def test_mnist_preset_unet_parameter_count():
         ({"base_filters": 12, "groups": 8}, "multiple of `groups`"),
         ({"dropout": 1.0}, "dropout"),
         ({"channel_multipliers": ()}, "channel_multipliers"),
+        ({"context_width": 8, "pooled_context": True}, "pooled_context=True"),
     ],
 )
 def test_unet_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         unet(**kwargs)
+
+
+def test_attention_pooling_weights_the_real_tokens_by_their_scores():
+    layer = AttentionPooling(num_heads=2)
+    rng = np.random.default_rng(0)
+    states = rng.standard_normal((2, 5, 3)).astype("float32")
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], "float32")
+    pooled = keras.ops.convert_to_numpy(layer(states, mask))
+    assert pooled.shape == (2, 6)
+    kernel, bias = (keras.ops.convert_to_numpy(w) for w in layer.score.weights)
+    for row in range(2):
+        real = states[row, mask[row] > 0]
+        scores = real @ kernel + bias  # (tokens, heads)
+        weights = np.exp(scores - scores.max(0)) / np.exp(scores - scores.max(0)).sum(0)
+        expected = (weights.T @ real).reshape(-1)  # Head-major, as the layer.
+        np.testing.assert_allclose(pooled[row], expected, rtol=1e-5, atol=1e-6)
+    # Whatever sits behind the mask is ignored.
+    noisy = states.copy()
+    noisy[0, 3:] = 1e3
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer(noisy, mask)), pooled, rtol=1e-6, atol=1e-6
+    )
+    clone = AttentionPooling.from_config(layer.get_config())
+    assert clone.num_heads == 2

@@ -85,10 +85,14 @@ def test_cross_attention_adds_exactly_its_weights_and_the_encoder_its_own():
     c, w, e = 16, 8, 32  # Channels at 4x4, context width, time embedding.
     # GroupNorm, query and output projections (C x C), key and value (W x C).
     cross = 2 * c + 2 * (c * c + c) + 2 * (w * c + c)
-    pooled = w * e + e  # The mean token state into the time embedding.
+    # Four attention-pooled token states (a score per head) into the time
+    # embedding.
+    pooled = (w * 4 + 4) + (4 * w * e + e)
     extra = text.network.count_params() - plain.network.count_params()
-    assert extra == 4 * cross + pooled == 3_744
-    unpooled = build_unet_mnist_text(pooled_context=False, **NET, **TEXT)
+    assert extra == 4 * cross + pooled == 4_548
+    mean = build_unet_mnist_text(pooled_context="mean", **NET, **TEXT)
+    assert mean.network.count_params() == plain.network.count_params() + 4 * cross + w * e + e
+    unpooled = build_unet_mnist_text(pooled_context=None, **NET, **TEXT)
     assert unpooled.network.count_params() == plain.network.count_params() + 4 * cross
     block = 4 * w + (3 * w * w + 3 * w) + (w * w + w) + (4 * w * w + 4 * w) + (4 * w * w + w)
     assert text.text_encoder.count_params() == (258 + L) * w + block + 2 * w == 3_216
@@ -104,7 +108,7 @@ def test_cross_attention_adds_exactly_its_weights_and_the_encoder_its_own():
 
 def test_cross_attention_reads_the_context_and_ignores_its_padding():
     keras.utils.set_random_seed(1)
-    network = build_unet_mnist_text(pooled_context=False, **NET, **TEXT).network
+    network = build_unet_mnist_text(pooled_context=None, **NET, **TEXT).network
     rng = np.random.default_rng(0)
     x_t = tf.constant(rng.standard_normal((2, 8, 8, 1)), tf.float32)
     t = tf.constant([5, 15])
