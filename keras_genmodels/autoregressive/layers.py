@@ -144,7 +144,9 @@ class CausalSelfAttention(layers.Layer):
             x: `(batch, 1, d_model)`, the token at `position`.
             keys: `(batch, num_heads, context_length, d_head)` cache.
             values: Same shape as `keys`.
-            position: int32 scalar, the slot of the new token.
+            position: int32 scalar, the slot of the new token in every row,
+                or `(batch,)`, one slot per row. The token attends to the
+                cache slots `<= position`.
 
         Returns:
             `(output (batch, 1, d_model), keys, values)` with updated caches.
@@ -156,10 +158,12 @@ class CausalSelfAttention(layers.Layer):
             )
         q, k, v = self._split_heads(x)
         slots = tf.shape(keys)[2]
-        slot = tf.reshape(tf.one_hot(position, slots, dtype=keys.dtype), [1, 1, -1, 1])
+        position = tf.convert_to_tensor(position, tf.int32)
+        rows = position[None] if position.shape.rank == 0 else position  # (1 or batch,)
+        slot = tf.one_hot(rows, slots, dtype=keys.dtype)[:, None, :, None]
         keys = keys * (1 - slot) + tf.cast(k, keys.dtype) * slot
         values = values * (1 - slot) + tf.cast(v, values.dtype) * slot
-        mask = causal_mask(1, slots, offset=position)
+        mask = (tf.range(slots)[None, :] <= rows[:, None])[:, None, None, :]
         context = self._attend(q, keys, values, mask)
         return self._merge_heads(context), keys, values
 

@@ -5,7 +5,13 @@ import numpy as np
 import tensorflow as tf
 from keras import layers as keras_layers
 
-from keras_genmodels.autoregressive import decoding, dynamic_evaluation, frames, tokenizer
+from keras_genmodels.autoregressive import (
+    decoding,
+    dynamic_evaluation,
+    frames,
+    kv_cache,
+    tokenizer,
+)
 from keras_genmodels.autoregressive.language_model import LN2, ByteLanguageModel
 from keras_genmodels.autoregressive.layers import TransformerBlock
 from keras_genmodels.base import check_positive_int
@@ -354,16 +360,25 @@ class TransformerLM(ByteLanguageModel):
     def serving_limits(self):
         """The limits the serving signatures enforce (`ServingLimits`).
 
-        `next_token_logits` runs full windows, so it takes at most 64 rows
-        by default.
+        `next_token_logits`, `prefill` and `decode` run full windows or
+        carry a whole cache per row, so they take at most 64 rows by
+        default.
         """
         return self.text_serving_limits(
-            {"next_token_logits": ("batch_size",)}, defaults={"batch_size": 64}
+            {
+                "next_token_logits": ("batch_size",),
+                "prefill": ("batch_size",),
+                "decode": ("batch_size",),
+            },
+            defaults={"batch_size": 64},
         )
 
     def serving_endpoints(self, limits=None):
-        """`generate`, `score`, `sample` and `next_token_logits`, every input
-        checked in the graph.
+        """`generate`, `score`, `sample`, `next_token_logits`, `prefill` and
+        `decode`, every input checked in the graph.
+
+        `prefill` and `decode` are the key/value-cache steps of
+        `keras_genmodels.autoregressive.kv_cache`.
 
         Args:
             limits: Optional `{limit name: int}` replacing the defaults of
@@ -372,6 +387,8 @@ class TransformerLM(ByteLanguageModel):
         endpoints = super().serving_endpoints(limits)
         limits = self.serving_limits.resolve(limits)
         endpoints["next_token_logits"] = self._next_token_endpoint(None, limits["batch_size"])
+        endpoints["prefill"] = kv_cache.prefill_endpoint(self, None, limits["batch_size"])
+        endpoints["decode"] = kv_cache.decode_endpoint(self, None, limits["batch_size"])
         return endpoints
 
     def _next_token_endpoint(self, batch_size, limit=None):
@@ -401,7 +418,13 @@ class TransformerLM(ByteLanguageModel):
         return next_token_logits
 
     def tflite_endpoints(self, batch_size=1):
-        return {"next_token_logits": self._next_token_endpoint(batch_size)}
+        """`next_token_logits` (the whole window per byte) and the cached
+        `prefill` and `decode` (one position per byte), static shapes."""
+        return {
+            "next_token_logits": self._next_token_endpoint(batch_size),
+            "prefill": kv_cache.prefill_endpoint(self, batch_size),
+            "decode": kv_cache.decode_endpoint(self, batch_size),
+        }
 
     def signature_examples(self, batch_size=1):
         rng = np.random.default_rng(0)
@@ -410,4 +433,5 @@ class TransformerLM(ByteLanguageModel):
         return {
             **super().signature_examples(),
             "next_token_logits": {"tokens": tokens, "length": length},
+            **kv_cache.signature_examples(self, batch_size),
         }

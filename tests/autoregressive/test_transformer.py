@@ -202,8 +202,12 @@ def test_export_signatures(exported):
     _, report = exported
     loaded = tf.saved_model.load(report["savedmodel"])
     names = sorted(set(loaded.signatures) - {"serving_default"})
-    assert names == ["generate", "next_token_logits", "sample", "sample_batch", "score"]
-    assert export.tflite_signatures(report["tflite"]) == ["next_token_logits"]
+    assert names == [
+        "decode", "generate", "next_token_logits", "prefill", "sample", "sample_batch", "score",
+    ]
+    assert export.tflite_signatures(report["tflite"]) == [
+        "decode", "next_token_logits", "prefill",
+    ]
 
 
 def test_savedmodel_generate_matches_python(exported):
