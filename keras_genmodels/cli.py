@@ -5,7 +5,7 @@ keras-genmodels list
 keras-genmodels train vae --preset conv --dataset mnist --out runs/vae
 keras-genmodels sample runs/vae --num 64 --seed 0 --out grid.png
 keras-genmodels evaluate runs/vae
-keras-genmodels export runs/vae --base-dir savedmodels --tflite
+keras-genmodels export runs/vae --base-dir savedmodels --tflite --quantize float16
 keras-genmodels inspect savedmodels/vae
 ```
 
@@ -203,6 +203,12 @@ def parser():
     export.add_argument("--version", type=int, help="version (default: next free)")
     export.add_argument("--tflite", action="store_true", help="also write a .tflite file")
     export.add_argument(
+        "--quantize", choices=["float16", "dynamic_int8"], default=None,
+        help="with --tflite: also write a post-training quantised file beside the "
+        "float one (NAME-vN.float16.tflite or NAME-vN.dynamic_int8.tflite), checked "
+        "against it",
+    )
+    export.add_argument(
         "--max-samples", type=int,
         help="largest num_samples a served request may ask for (default: the model's)",
     )
@@ -333,6 +339,10 @@ def cmd_export(args):
     from keras_genmodels import export
     from keras_genmodels.model_card import run_information
 
+    if args.quantize is not None and not args.tflite:
+        raise CommandError(
+            f"--quantize {args.quantize} writes a TF Lite file: pass --tflite too."
+        )
     run, model = RunDirectory(args.run).load_model()
     limits = dict(args.limits)
     if args.max_samples is not None:
@@ -345,6 +355,7 @@ def cmd_export(args):
         tflite=args.tflite,
         limits=limits or None,
         card=run_information(args.run),
+        quantization=args.quantize,
     )
     print(json.dumps(report, indent=2))
     return report

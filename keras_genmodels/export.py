@@ -17,12 +17,20 @@ that imports only TensorFlow, the `.tflite` file in `ai_edge_litert` against
 the SavedModel signature of the same name, within the model's
 `tflite_tolerance` (absolute, 1e-4 by default). The TF Serving request
 helpers live in `keras_genmodels.serving_requests`.
+
+`export_tflite(..., quantization="float16" | "dynamic_int8")` writes a
+post-training quantised file (`QUANTIZATIONS`); `export_and_verify(...,
+quantization=...)` writes it beside the float file as
+`NAME-vVERSION.QUANTIZATION.tflite` and checks every output of every
+signature against the float file within `QUANTIZED_RTOL` of the output's
+scale (`compare_quantized`).
 """
 
 import os
 import tempfile
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_genmodels import export_layout, model_card, serving_warmup
@@ -41,6 +49,9 @@ from keras_genmodels.serving_requests import (
 )
 
 __all__ = [
+    "QUANTIZATIONS",
+    "QUANTIZED_RTOL",
+    "compare_quantized",
     "compare_tflite",
     "export_and_verify",
     "export_savedmodel",
@@ -53,6 +64,33 @@ __all__ = [
     "tflite_signatures",
     "verify_savedmodel",
 ]
+
+
+#: The `quantization` values of `export_tflite`: `None` (float32 weights),
+#: `"float16"` (weights stored as float16, computed in float32) and
+#: `"dynamic_int8"` (dynamic-range quantisation: int8 weights, activations
+#: quantised on the fly where a built-in kernel supports it).
+QUANTIZATIONS = (None, "float16", "dynamic_int8")
+#: How far a quantised file's outputs may lie from the float file's, as a
+#: fraction of the output's scale: `max|q - f| <= rtol * max(1, max|f|)`
+#: for each output of each signature (`compare_quantized`).
+QUANTIZED_RTOL = {"float16": 1e-2, "dynamic_int8": 1e-1}
+
+
+def check_quantization(quantization):
+    """Validates a `quantization` argument; returns it."""
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(
+            "`quantization` must be one of None, 'float16' or 'dynamic_int8'. "
+            f"Received: quantization={quantization!r}"
+        )
+    return quantization
+
+
+def quantized_path(path, quantization):
+    """`NAME-v1.tflite` -> `NAME-v1.float16.tflite`: a quantised file's name."""
+    root, ext = os.path.splitext(path)
+    return f"{root}.{check_quantization(quantization)}{ext or '.tflite'}"
 
 
 def _checked_endpoints(model, endpoints, method):
@@ -161,20 +199,34 @@ def export_savedmodel(model, base_dir, name=None, version=None, limits=None, car
     return target
 
 
-def export_tflite(model, path, batch_size=1):
+def export_tflite(model, path, batch_size=1, quantization=None):
     """Converts the model's `tflite_endpoints(batch_size)` to one `.tflite`.
 
     Only TF Lite built-in ops are allowed, so the file runs in the plain
     `ai_edge_litert` interpreter and on phones without the Flex delegate.
+    Quantisation is post-training and needs no data: `"float16"` stores the
+    weights as float16 (about half the file; inputs, outputs and arithmetic
+    stay float32), `"dynamic_int8"` stores them as int8 with a scale per
+    channel (about a quarter) and kernels that support it quantise their
+    activations on the fly. Inputs and outputs keep their dtypes.
 
     Args:
         model: A `GenerativeModel`.
         path: Output file path (`.tflite`).
         batch_size: The static batch dimension of every signature.
+        quantization: `None`, `"float16"` or `"dynamic_int8"`
+            (`QUANTIZATIONS`).
 
     Returns:
         `path`.
+
+    Example:
+
+    ```python
+    export_tflite(vae, "vae.float16.tflite", quantization="float16")
+    ```
     """
+    check_quantization(quantization)
     endpoints = _checked_endpoints(
         model, model.tflite_endpoints(batch_size=batch_size), "tflite_endpoints"
     )
@@ -184,6 +236,10 @@ def export_tflite(model, path, batch_size=1):
             tmp, signature_keys=list(endpoints)
         )
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantization is not None:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantization == "float16":
+            converter.target_spec.supported_types = [tf.float16]
         flatbuffer = converter.convert()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "wb") as f:
@@ -191,8 +247,52 @@ def export_tflite(model, path, batch_size=1):
     return path
 
 
+def compare_quantized(quantized_path, float_path, requests, rtol):
+    """Checks a quantised `.tflite` file against the float file it came from.
+
+    Both files run every signature of the float file on the same inputs in
+    `ai_edge_litert`. The float file itself is checked against the
+    SavedModel (`compare_tflite`); this check bounds what quantisation adds,
+    relative to each output's scale: `max|q - f| <= rtol * max(1, max|f|)`.
+
+    Args:
+        quantized_path: The quantised `.tflite` file.
+        float_path: The float `.tflite` file of the same model.
+        requests: `{signature: {argument: array}}`, e.g.
+            `model.signature_examples(batch_size=1)`.
+        rtol: Largest difference allowed, as a fraction of the output's
+            scale (`QUANTIZED_RTOL[quantization]`).
+
+    Returns:
+        `{signature: largest difference relative to the output's scale}`.
+    """
+    quantized = tflite_signatures(quantized_path)
+    differences = {}
+    for signature in tflite_signatures(float_path):
+        if signature not in quantized:
+            raise AssertionError(
+                f"The quantised file {quantized_path} has no signature {signature!r}."
+            )
+        reference = run_tflite(float_path, signature, requests[signature])
+        outputs = run_tflite(quantized_path, signature, requests[signature])
+        worst = 0.0
+        for name, value in reference.items():
+            if value.size:
+                scale = max(1.0, float(np.max(np.abs(value))))
+                diff = np.max(np.abs(outputs[name].astype("float64") - value)) / scale
+                worst = max(worst, float(diff))
+        if not worst <= rtol:  # NaN fails too.
+            raise AssertionError(
+                f"Quantised TF Lite signature {signature!r} differs from the float "
+                f"file by {worst:.3g} of its output's scale > rtol={rtol:g}."
+            )
+        differences[signature] = worst
+    return differences
+
+
 def export_and_verify(
-    model, base_dir, name=None, version=None, tflite=True, limits=None, card=None
+    model, base_dir, name=None, version=None, tflite=True, limits=None, card=None,
+    quantization=None,
 ):
     """Exports a model for TF Serving and TF Lite and verifies both.
 
@@ -205,7 +305,11 @@ def export_and_verify(
     `model.tflite_tolerance`. The model card, with the `.tflite` file's
     SHA-256, is written last. Only then is the version renamed into place: a
     version that fails verification is never served, and its files are
-    removed.
+    removed. With `quantization`, a quantised file is written beside the
+    float one as `base_dir/name/name-vVERSION.QUANTIZATION.tflite` and
+    checked against the float file within `QUANTIZED_RTOL[quantization]` of
+    each output's scale (`compare_quantized`); the card's `tflite` entry
+    lists it under `quantized`.
 
     Args:
         model: A `GenerativeModel`.
@@ -218,12 +322,16 @@ def export_and_verify(
         card: Optional dict of model card fields merged into the card, as
             in `export_savedmodel` (the command passes what the run
             directory knows: `model_card.run_information`).
+        quantization: `None`, `"float16"` or `"dynamic_int8"`: also write
+            and check a quantised `.tflite` file (needs `tflite=True`).
 
     Returns:
         A dict with `savedmodel` (path), `signatures` (names), `limits`
         (`{signature: {limit name: int}}`), `tflite` (path or `None`),
         `tflite_max_abs_diff` (`{signature: float}`), `model_card` and
-        `warmup_requests` (paths inside the version).
+        `warmup_requests` (paths inside the version); with `quantization`
+        also `quantized_tflite` (path) and `quantized_rel_diff`
+        (`{signature: float}`, relative to each output's scale).
 
     Example:
 
@@ -233,6 +341,11 @@ def export_and_verify(
     ```
     """
     card = model_card.check_card(card)
+    if check_quantization(quantization) is not None and not tflite:
+        raise ValueError(
+            "A quantised file is a TF Lite file: `quantization` needs "
+            f"`tflite=True`. Received: tflite={tflite!r}, quantization={quantization!r}"
+        )
     target, endpoints = _plan(model, base_dir, name, version, limits)
     model_dir, version_name = os.path.split(target)
     lite_path = os.path.join(
@@ -241,16 +354,26 @@ def export_and_verify(
     examples = model.export_examples(limits)
     staging = _write_staged(model, endpoints, target, examples)
     lite_staging = staging + ".tflite"
+    quant_path = quant_staging = None
+    if quantization is not None:
+        quant_path = quantized_path(lite_path, quantization)
+        quant_staging = quantized_path(lite_staging, quantization)
     published = []
     try:
         try:
             outputs = verify_savedmodel(staging, examples)
-            differences = {}
+            differences, quant_differences = {}, {}
             if tflite:
                 export_tflite(model, lite_staging)
                 differences = compare_tflite(
                     lite_staging, staging, model.signature_examples(batch_size=1),
                     atol=model.tflite_tolerance,
+                )
+            if quantization is not None:
+                export_tflite(model, quant_staging, quantization=quantization)
+                quant_differences = compare_quantized(
+                    quant_staging, lite_staging, model.signature_examples(batch_size=1),
+                    QUANTIZED_RTOL[quantization],
                 )
         except Exception as error:
             raise RuntimeError(
@@ -264,16 +387,23 @@ def export_and_verify(
                 lite_staging, os.path.basename(lite_path), differences,
                 model.tflite_tolerance,
             )
+        if quantization is not None:
+            lite_card["quantized"] = {quantization: model_card.quantized_entry(
+                quant_staging, os.path.basename(quant_path), quantization,
+                quant_differences, QUANTIZED_RTOL[quantization],
+            )}
         _write_card(model, staging, target, limits, tflite=lite_card, card=card)
-        if tflite:
-            export_layout.publish(lite_staging, lite_path)
-            published.append(lite_path)
+        for source, path in ((lite_staging, lite_path), (quant_staging, quant_path)):
+            if source is not None and tflite:
+                export_layout.publish(source, path)
+                published.append(path)
         export_layout.publish(staging, target)
     except BaseException:
-        for path in (staging, lite_staging, *published):
-            export_layout.discard(path)
+        for path in (staging, lite_staging, quant_staging, *published):
+            if path is not None:
+                export_layout.discard(path)
         raise
-    return {
+    report = {
         "savedmodel": target,
         "signatures": sorted(outputs),
         "limits": model.serving_limits.by_signature(limits),
@@ -282,3 +412,7 @@ def export_and_verify(
         "model_card": os.path.join(target, model_card.CARD_FILE),
         "warmup_requests": os.path.join(target, serving_warmup.WARMUP_FILE),
     }
+    if quantization is not None:
+        report["quantized_tflite"] = quant_path
+        report["quantized_rel_diff"] = quant_differences
+    return report

@@ -20,7 +20,9 @@ Fields (docs/deploying.md describes each):
   with -1 for a free dimension) and `limits`, and `alias_of` for Keras'
   `serving_default` (the signature it repeats); `limit_meanings`;
 - `tflite`: `file`, `sha256`, `bytes`, `signatures`, `max_abs_diff`,
-  `tolerance` of the `.tflite` file beside the version, or `None`;
+  `tolerance` of the `.tflite` file beside the version, or `None`; and
+  `quantized` (`{quantization: quantized_entry}`) when a quantised file was
+  written beside it;
 - `versions`: `python`, `tensorflow`, `keras`, `keras_genmodels`.
 """
 
@@ -159,6 +161,28 @@ def tflite_entry(path, published_name, max_abs_diff, tolerance):
         "signatures": tflite_details(path),
         "max_abs_diff": json_safe(max_abs_diff),
         "tolerance": tolerance,
+    }
+
+
+def quantized_entry(path, published_name, quantization, rel_diff, rtol):
+    """The card's `tflite.quantized[quantization]` for a quantised `.tflite` file.
+
+    Args:
+        path: Where the file is now (it may still be a staging name).
+        published_name: The file name it is published under.
+        quantization: `"float16"` or `"dynamic_int8"`.
+        rel_diff: `{signature: float}` from `export.compare_quantized`: the
+            largest difference from the float file, relative to the output's
+            scale.
+        rtol: The relative tolerance it was checked with.
+    """
+    return {
+        "file": published_name,
+        "quantization": quantization,
+        "sha256": sha256(path),
+        "bytes": os.path.getsize(path),
+        "max_rel_diff_from_float": json_safe(rel_diff),
+        "rtol": rtol,
     }
 
 
