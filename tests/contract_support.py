@@ -41,6 +41,10 @@ TINY = {
     ("flow", "reference"): {"num_coupling_layers": 2, "hidden_units": (4,)},
     ("flow", "mlp2d"): {"num_coupling_layers": 2, "hidden_units": (4,)},
     ("flow", "mnist"): {"num_coupling_layers": 2, "hidden_units": (8,)},
+    ("flow", "maf2d"): {"num_flows": 2, "hidden_units": (4,)},
+    ("flow", "iaf2d"): {"num_flows": 2, "hidden_units": (4,)},
+    ("flow", "maf-tabular"): {"num_flows": 2, "hidden_units": (4,)},
+    ("flow", "iaf-tabular"): {"num_flows": 2, "hidden_units": (4,)},
     ("diffusion", "mlp2d"): {"timesteps": 10, "hidden_units": 8, "num_layers": 1},
     # One U-Net level (its middle block still attends): tracing dominates.
     ("diffusion", "unet-mnist"): {
@@ -69,6 +73,8 @@ TINY_SHAPES = {
     ("gan", "reference"): (4, 4, 1),
     ("gan", "dcgan"): (8, 8, 1),
     ("flow", "mnist"): (4, 4, 1),
+    ("flow", "maf-tabular"): (5,),
+    ("flow", "iaf-tabular"): (5,),
     ("diffusion", "unet-mnist"): (4, 4, 1),
     ("diffusion", "unet-mnist-cond"): (4, 4, 1),
     ("diffusion", "unet-mnist-text"): (4, 4, 1),

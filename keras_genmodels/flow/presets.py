@@ -1,4 +1,5 @@
-"""RealNVP presets: `reference`, `mlp2d` and `mnist` (the default).
+"""Flow presets: RealNVP `reference`, `mlp2d`, `mnist` (the default) and the
+autoregressive `maf2d`, `iaf2d`, `maf-tabular`, `iaf-tabular`.
 
 Every builder takes the data's element shape as `data_shape`; image shapes
 (rank 3) turn on dequantisation and the logit transform (`alpha = 0.05`,
@@ -7,6 +8,7 @@ Every builder takes the data's element shape as `data_shape`; image shapes
 
 import keras
 
+from keras_genmodels.flow.autoregressive import AutoregressiveFlow
 from keras_genmodels.flow.realnvp import RealNVP
 from keras_genmodels.presets import Preset
 
@@ -15,9 +17,12 @@ NUM_LEVELS = 256
 REFERENCE_STEPS = 3_000
 MLP2D_STEPS = 8_000
 MNIST_STEPS = 3_000
+AUTOREGRESSIVE_2D_STEPS = 8_000
+TABULAR_STEPS = 5_000
 
 
-def _build(data_shape, learning_rate, clipnorm, decay_steps, jit_compile="auto", **kwargs):
+def _build(data_shape, learning_rate, clipnorm, decay_steps, jit_compile="auto",
+           model_class=RealNVP, weight_decay=None, **kwargs):
     data_shape = tuple(data_shape)
     if decay_steps:
         # Cosine decay to 2% of the rate over the preset's default length:
@@ -28,15 +33,18 @@ def _build(data_shape, learning_rate, clipnorm, decay_steps, jit_compile="auto",
     if len(data_shape) == 3:
         kwargs.setdefault("logit_alpha", LOGIT_ALPHA)
         kwargs.setdefault("num_levels", NUM_LEVELS)
-    model = RealNVP(data_shape, **kwargs)
+    model = model_class(data_shape, **kwargs)
     # Keras' "auto" (XLA with a GPU, not on a CPU nor under a strategy). On
     # the quiet 2-core CPU `benchmarks.jit_compile` measured XLA at 1.27x and
     # 2.04x for `mnist` but 0.85x for `mlp2d` (0.53x and 0.95x for `mnist`
     # beside other jobs): docs/flow.md recommends `--jit-compile on` there.
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm),
-        jit_compile=jit_compile,
-    )
+    if weight_decay:
+        optimizer = keras.optimizers.AdamW(
+            learning_rate, weight_decay=weight_decay, global_clipnorm=clipnorm
+        )
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm)
+    model.compile(optimizer=optimizer, jit_compile=jit_compile)
     return model
 
 
@@ -113,6 +121,60 @@ def build_mnist(data_shape=(28, 28, 1), num_coupling_layers=8, hidden_units=(256
                   hidden_units=hidden_units, permutation=permutation, **kwargs)
 
 
+def build_autoregressive(data_shape=(2,), inverse=False, num_flows=8,
+                         hidden_units=(64, 64), learning_rate=2e-3, clipnorm=10.0,
+                         decay_steps=AUTOREGRESSIVE_2D_STEPS, **kwargs):
+    """MAF (`inverse=False`) or IAF (`inverse=True`) with MADE networks.
+
+    The `maf2d`/`iaf2d` presets (eight layers of 64-64 MADEs) and, with
+    `decay_steps=TABULAR_STEPS`, `maf-tabular`/`iaf-tabular` for vectors
+    `(D,)` such as a `PATH.npy` of shape `(N, D)`.
+
+    Args:
+        data_shape: Shape of one example.
+        inverse: `False` for a MAF (one-pass density, `D`-pass sampling),
+            `True` for an IAF (one-pass sampling, `D`-pass density).
+        num_flows: Number of autoregressive layers.
+        hidden_units: Hidden widths of each MADE.
+        learning_rate: Adam learning rate.
+        clipnorm: Global gradient-norm clip.
+        decay_steps: Steps of the cosine learning-rate decay; `None` keeps
+            the rate constant.
+        **kwargs: Passed to `AutoregressiveFlow`.
+
+    Returns:
+        A compiled `AutoregressiveFlow`.
+    """
+    return _build(data_shape, learning_rate, clipnorm, decay_steps,
+                  model_class=AutoregressiveFlow, inverse=inverse, num_flows=num_flows,
+                  hidden_units=hidden_units, **kwargs)
+
+
+def build_maf2d(**kwargs):
+    """`build_autoregressive` as a MAF for the 2-D sets."""
+    return build_autoregressive(**{"inverse": False, **kwargs})
+
+
+def build_iaf2d(**kwargs):
+    """`build_autoregressive` as an IAF for the 2-D sets."""
+    return build_autoregressive(**{"inverse": True, **kwargs})
+
+
+def build_maf_tabular(data_shape=(8,), num_flows=5, hidden_units=(128, 128),
+                      learning_rate=1e-3, decay_steps=TABULAR_STEPS, **kwargs):
+    """A MAF for tabular vectors `(D,)` (5 layers of 128-128 MADEs)."""
+    return build_autoregressive(
+        data_shape=data_shape, inverse=kwargs.pop("inverse", False), num_flows=num_flows,
+        hidden_units=hidden_units, learning_rate=learning_rate,
+        decay_steps=decay_steps, **kwargs,
+    )
+
+
+def build_iaf_tabular(**kwargs):
+    """`build_maf_tabular` as an IAF."""
+    return build_maf_tabular(**{"inverse": True, **kwargs})
+
+
 PRESETS = {
     "reference": Preset(
         description="The seed 2-D RealNVP(num_masked=1): 4 couplings of 16-16 MLPs.",
@@ -136,6 +198,42 @@ PRESETS = {
         dataset="mnist",
         train_steps=MNIST_STEPS,
         batch_size=128,
+        adapts_to_data_shape=True,
+    ),
+    "maf2d": Preset(
+        description="MAF, 8 layers of 64-64 MADEs, 2-D sets: one-pass density, "
+        "D-pass sampling.",
+        builder=build_maf2d,
+        dataset="ring8:sigma=0.1",
+        train_steps=AUTOREGRESSIVE_2D_STEPS,
+        batch_size=256,
+        adapts_to_data_shape=True,
+    ),
+    "iaf2d": Preset(
+        description="IAF, 8 layers of 64-64 MADEs, 2-D sets: one-pass sampling, "
+        "D-pass density.",
+        builder=build_iaf2d,
+        dataset="ring8:sigma=0.1",
+        train_steps=AUTOREGRESSIVE_2D_STEPS,
+        batch_size=256,
+        adapts_to_data_shape=True,
+    ),
+    "maf-tabular": Preset(
+        description="MAF, 5 layers of 128-128 MADEs, for vectors (D,), e.g. PATH.npy "
+        "of shape (N, D).",
+        builder=build_maf_tabular,
+        dataset="moons",
+        train_steps=TABULAR_STEPS,
+        batch_size=256,
+        adapts_to_data_shape=True,
+    ),
+    "iaf-tabular": Preset(
+        description="IAF, 5 layers of 128-128 MADEs, for vectors (D,), e.g. PATH.npy "
+        "of shape (N, D).",
+        builder=build_iaf_tabular,
+        dataset="moons",
+        train_steps=TABULAR_STEPS,
+        batch_size=256,
         adapts_to_data_shape=True,
     ),
 }

@@ -16,7 +16,9 @@ tfb = tfp.bijectors
 PERMUTATIONS = ("reverse", "random")
 
 
-def _permutation(kind, size, index):
+def permutation_indices(kind, size, index):
+    """The fixed permutation before layer `index`: `"reverse"` or a seeded
+    `"random"` one of `size` units (int32)."""
     if kind == "reverse":
         return np.arange(size - 1, -1, -1, dtype="int32")
     return np.random.default_rng([20170, index]).permutation(size).astype("int32")
@@ -159,7 +161,7 @@ class RealNVP(FlowModel):
             if i:
                 forward.append(
                     tfb.Permute(
-                        _permutation(self.permutation, self.data_size, i),
+                        permutation_indices(self.permutation, self.data_size, i),
                         name=f"permute_{i}",
                     )
                 )

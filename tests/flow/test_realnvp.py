@@ -65,7 +65,8 @@ def image_flow():
 # ----------------------------------------------------------------------
 def test_presets_are_registered():
     assert keras_genmodels.presets.default_preset("flow") == "mnist"
-    assert set(keras_genmodels.list_presets("flow")) == {"reference", "mlp2d", "mnist"}
+    assert {"reference", "mlp2d", "mnist", "maf2d", "iaf2d", "maf-tabular",
+            "iaf-tabular"} <= set(keras_genmodels.list_presets("flow"))
     for name in ("reference", "mlp2d", "mnist"):
         _, preset = keras_genmodels.presets.get_preset("flow", name)
         assert preset.adapts_to_data_shape
