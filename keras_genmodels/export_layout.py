@@ -27,8 +27,11 @@ STALE_AFTER_SECONDS = 24 * 3600
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _STAGING_PREFIX = ".tmp-"
-# `.tmp-VERSION-PID-HOST-RANDOM[.tflite]`: what `stage` names its entries.
-_STAGING = re.compile(r"\.tmp-\d+-(\d+)-([A-Za-z0-9-]+)-[a-z0-9_]+(\.tflite)?")
+# `.tmp-VERSION-PID-HOST-RANDOM[.QUANTIZATION][.tflite]`: what `stage` names
+# its entries (and `export_and_verify` its float and quantised TF Lite files).
+_STAGING = re.compile(
+    r"\.tmp-\d+-(\d+)-([A-Za-z0-9-]+)-[a-z0-9_]+((?:\.[a-z0-9_]+)?\.tflite)?"
+)
 
 
 def check_name(name):

@@ -8,11 +8,13 @@ dynamic-range int8 files are written once for the module and run in
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from keras_genmodels import cli, export, model_card
+from keras_genmodels import cli, export, export_layout, model_card
 from keras_genmodels.run_dir import RunDirectory
 
 # Its module-scoped run is trained once: one worker runs the module.
@@ -137,3 +139,34 @@ def test_export_quantize_end_to_end(vae_run, tmp_path, capsys):
     assert sorted(os.listdir(os.path.join(base, "vae"))) == [
         "1", "vae-v1.dynamic_int8.tflite", "vae-v1.tflite",
     ]
+
+
+def test_a_quantised_file_that_fails_its_check_publishes_nothing(
+    files, tmp_path, monkeypatch
+):
+    model, _ = files
+
+    def broken(*args, **kwargs):
+        raise AssertionError("Quantised TF Lite signature 'decode' differs")
+
+    # Skip the slow fresh-process check; the float file is still compared.
+    monkeypatch.setattr(export, "verify_savedmodel", lambda path, requests: {"decode": {}})
+    monkeypatch.setattr(export, "compare_quantized", broken)
+    with pytest.raises(RuntimeError, match=(
+        "version 1 of .* was not published and its files were removed: "
+        "AssertionError: Quantised TF Lite signature 'decode' differs"
+    )):
+        export.export_and_verify(model, str(tmp_path), name="m", quantization="float16")
+    assert os.listdir(tmp_path / "m") == []
+
+
+def test_stale_quantised_staging_files_are_removed(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # A process that is gone, as after a SIGKILLed export.
+    stale = f".tmp-1-{child.pid}-{export_layout._host()}-abc123"
+    names = [stale + ".tflite", stale + ".float16.tflite", stale + ".dynamic_int8.tflite"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"partial")
+    removed = export_layout.remove_stale_staging(str(tmp_path))
+    assert sorted(removed) == sorted(str(tmp_path / name) for name in names)
+    assert os.listdir(tmp_path) == []
