@@ -74,8 +74,8 @@ class DDPM(DDPMSignatures, DDPMSampling, GenerativeModel):
             weight (trainable or not) is averaged.
         sampling_steps: Default number of reverse steps of `sample`
             (`None`: T).
-        sampling_method: Default sampler of `sample` below T steps, `"ddpm"`
-            or `"ddim"`.
+        sampling_method: Default sampler of `sample` below T steps, `"ddpm"`,
+            `"ddim"` or `"dpmpp_2m"`.
         clip_denoised: Whether predicted `x_0` is clipped to `[-1, 1]` while
             sampling; `None` means yes for images, no for vectors.
         num_classes: `None` (unconditional) or the number of classes of a

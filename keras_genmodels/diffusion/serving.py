@@ -1,10 +1,13 @@
-"""The DDPM's exported signatures: `sample`, `predict_noise`, `denoise_step`
+"""The DDPM's exported signatures: `sample`, `predict_noise`, `denoise_step`,
+the few-step phone loop `solver_step` and its in-graph twin `sample_loop`
 (and `encode_prompt` for text).
 
 `DDPMSignatures` is mixed into `DDPM`; it holds the export side of the model
 (limits, signatures and their examples) and uses the model's
 `sample_from_seed`, `predict_noise`, `encode_prompt` and `process`.
 """
+
+import inspect
 
 import numpy as np
 import tensorflow as tf
@@ -29,6 +32,22 @@ class DDPMSignatures:
     - `predict_noise(x_t, t) -> noise`: the EMA network's prediction.
     - `denoise_step(x_t, t, noise) -> x_prev`: one ancestral step; the TF
       Lite file holds it with a static batch, for a loop run by the app.
+    - `solver_step(x_t, step, prev_x0) -> {x_next, x0, remaining}`: call
+      `step` (int32 scalar, `0` first) of DPM-Solver++(2M) in
+      `loop_steps` calls (`GaussianDiffusion.dpmpp_2m_step`; the respaced
+      timesteps and coefficients are constants). `prev_x0` is the previous
+      call's `x0` (zeros at step 0), `remaining` the calls still to make
+      (0 after the last, whose `x_next` is the sample in the process's
+      scale: images in `[-1, 1]`). Deterministic, so it takes no noise.
+      The TF Lite file holds it with a static batch: an app makes
+      `loop_steps` calls per image (`keras_genmodels.litert.diffusion`).
+    - `sample_loop(x_T) -> samples`: the same `loop_steps` calls in one
+      `tf.while_loop` from the given start noise `x_T` (standard normal),
+      so a TF Lite loop can be checked against it on identical noise; it
+      equals `model.sample(n, seed, method="dpmpp_2m",
+      num_steps=loop_steps)` when `x_T` is that seed's
+      `tf.random.stateless_normal([n, ...], seed)`. Samples as `sample`'s
+      (images in `[0, 1]`).
 
     A class-conditional model's signatures also take `labels` (int32, one
     per row, in `[0, num_classes)`) and `guidance_scale` (float32 scalar
@@ -46,15 +65,36 @@ class DDPMSignatures:
       int32 ids `[N, L]`, `L = max_prompt_bytes + 1`: `[1 (BOS), byte + 2
       ..., 0 (PAD) ...]` (`conditioning.text.prompt_token_ids`), so an app
       encodes each prompt once.
-    - `predict_noise(x_t, t, states, mask, guidance_scale)` and
-      `denoise_step(x_t, t, noise, states, mask, guidance_scale)`: the
-      guided prediction and step on encoded prompts (the empty prompt's
+    - `predict_noise(x_t, t, states, mask, guidance_scale)`,
+      `denoise_step(x_t, t, noise, states, mask, guidance_scale)`,
+      `solver_step(x_t, step, prev_x0, states, mask, guidance_scale)` and
+      `sample_loop(x_T, states, mask, guidance_scale)`: the guided
+      prediction, steps and loop on encoded prompts (the empty prompt's
       encoding, the unconditional branch, is computed inside).
 
-    The TF Lite file holds `encode_prompt` and `denoise_step`.
+    The TF Lite file holds `encode_prompt`, `denoise_step` and
+    `solver_step`.
 
     Every input is checked in the graph; timesteps must be in `[0, T)`.
+
+    Attributes:
+        loop_steps: Network calls of the exported `solver_step` loop and
+            `sample_loop` (default 20; capped at T). Set it on the model
+            before exporting for another count.
     """
+
+    loop_steps = 20
+
+    @property
+    def exported_loop_steps(self):
+        """The step count of `solver_step` and `sample_loop`:
+        `min(loop_steps, T)`."""
+        steps = self.loop_steps
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ValueError(
+                f"`loop_steps` must be a positive int. Received: loop_steps={steps!r}"
+            )
+        return min(int(steps), self.timesteps)
 
     @property
     def default_export_name(self):
@@ -82,6 +122,8 @@ class DDPMSignatures:
             "sample": ("num_samples", "num_steps"),
             "predict_noise": ("batch_size",),
             "denoise_step": ("batch_size",),
+            "solver_step": ("batch_size",),
+            "sample_loop": ("batch_size",),
         }
         if self._text:
             signatures["encode_prompt"] = ("batch_size",)
@@ -237,10 +279,81 @@ class DDPMSignatures:
             "sample": self.sample_endpoint(limits),
             "predict_noise": named_function(predict_noise, specs, autograph=False),
             "denoise_step": self._denoise_step_endpoint(None, limits["batch_size"]),
+            "solver_step": self._solver_step_endpoint(None, limits["batch_size"]),
+            "sample_loop": self._sample_loop_endpoint(limits["batch_size"]),
         }
         if self._text:
             endpoints["encode_prompt"] = self._encode_prompt_endpoint(None, limits["batch_size"])
         return endpoints
+
+    def _checked_loop_inputs(self, limit, inputs, condition):
+        """Checks `{name: batch}` of the sample's shape (and `step`, when
+        present) and the condition; returns them gated, as two dicts."""
+        checks = InputChecks()
+        shape = [None, *self.data_shape]
+        checked = {}
+        for name, value in inputs.items():
+            if name == "step":
+                checked[name] = checks.count(name, value, self.exported_loop_steps - 1, low=0)
+            else:
+                checked[name] = checks.batch(name, value, shape, limit, finite=True)
+        batches = {k: v for k, v in checked.items() if k != "step"}
+        if len(batches) > 1:
+            checks.same_rows(**batches)
+        rows = tf.shape(next(iter(batches.values())))[0]
+        condition = self._check_condition(checks, rows, **condition)
+        gated = checks.gate(*checked.values(), *condition.values())
+        gated = gated if isinstance(gated, tuple) else (gated,)
+        return dict(zip(checked, gated)), dict(zip(condition, gated[len(checked):]))
+
+    def _solver_step_endpoint(self, batch_size, limit=None):
+        """`solver_step`; with a row `limit` (serving) its inputs are checked,
+        without one (TF Lite) `step` is clipped to the table."""
+        x_spec = tf.TensorSpec([batch_size, *self.data_shape], tf.float32, name="x_t")
+        specs = [
+            x_spec,
+            tf.TensorSpec([], tf.int32, name="step"),
+            tf.TensorSpec(x_spec.shape, tf.float32, name="prev_x0"),
+            *self._condition_specs(batch_size),
+        ]
+        steps = self.exported_loop_steps
+        table = self.process.dpmpp_2m_table(steps)
+
+        def solver_step(x_t, step, prev_x0, **condition):
+            if limit is not None:
+                inputs, condition = self._checked_loop_inputs(
+                    limit, {"x_t": x_t, "step": step, "prev_x0": prev_x0}, condition
+                )
+                x_t, step, prev_x0 = inputs["x_t"], inputs["step"], inputs["prev_x0"]
+            else:
+                step = tf.clip_by_value(step, 0, steps - 1)
+            predict = self.noise_predictor(**condition)
+            x_next, x0 = self.process.dpmpp_2m_step(predict, x_t, prev_x0, table, step)
+            return {"x_next": x_next, "x0": x0, "remaining": steps - 1 - step}
+
+        return named_function(solver_step, specs, autograph=False)
+
+    def _sample_loop_endpoint(self, limit):
+        """`sample_loop(x_T, ...) -> samples`, every input checked."""
+        specs = [
+            tf.TensorSpec([None, *self.data_shape], tf.float32, name="x_T"),
+            *self._condition_specs(None),
+        ]
+        names = [spec.name for spec in specs]
+        steps = self.exported_loop_steps
+
+        def sample_loop(*args):
+            inputs = dict(zip(names, args))
+            x_T = inputs.pop("x_T")
+            checked, condition = self._checked_loop_inputs(limit, {"x_T": x_T}, inputs)
+            predict = self.noise_predictor(**condition)
+            x = self.process.dpmpp_2m_loop(predict, checked["x_T"], steps)
+            return {self.sample_output_name: self.from_process_space(x)}
+
+        sample_loop.__signature__ = inspect.Signature(
+            [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
+        )
+        return tf.function(sample_loop, input_signature=specs, autograph=False)
 
     def _encode_prompt_endpoint(self, batch_size, limit=None):
         """`encode_prompt(token_ids) -> {states, mask}` with the EMA encoder;
@@ -283,7 +396,10 @@ class DDPMSignatures:
         return named_function(denoise_step, specs, autograph=False)
 
     def tflite_endpoints(self, batch_size=1):
-        endpoints = {"denoise_step": self._denoise_step_endpoint(batch_size)}
+        endpoints = {
+            "denoise_step": self._denoise_step_endpoint(batch_size),
+            "solver_step": self._solver_step_endpoint(batch_size),
+        }
         if self._text:
             endpoints["encode_prompt"] = self._encode_prompt_endpoint(batch_size)
         return endpoints
@@ -310,6 +426,17 @@ class DDPMSignatures:
                 "x_t": rng.standard_normal(shape).astype("float32"),
                 "t": rng.integers(0, self.timesteps, batch_size).astype("int32"),
                 "noise": rng.standard_normal(shape).astype("float32"),
+                **self._condition_example(batch_size),
+            },
+            # A middle call: second order once the loop has 5 calls or more.
+            "solver_step": {
+                "x_t": rng.standard_normal(shape).astype("float32"),
+                "step": np.int32(self.exported_loop_steps // 2),
+                "prev_x0": (0.5 * rng.standard_normal(shape)).astype("float32"),
+                **self._condition_example(batch_size),
+            },
+            "sample_loop": {
+                "x_T": rng.standard_normal(shape).astype("float32"),
                 **self._condition_example(batch_size),
             },
         }

@@ -233,9 +233,10 @@ def test_constructor_rejects_bad_arguments():
 
 def test_signatures_and_export_names(points_model, image_model):
     model, _ = points_model
-    assert set(model.serving_endpoints()) == {"sample", "predict_noise", "denoise_step"}
-    assert set(model.tflite_endpoints()) == {"denoise_step"}
-    assert set(model.signature_examples()) == {"sample", "predict_noise", "denoise_step"}
+    served = {"sample", "predict_noise", "denoise_step", "solver_step", "sample_loop"}
+    assert set(model.serving_endpoints()) == served
+    assert set(model.tflite_endpoints()) == {"denoise_step", "solver_step"}
+    assert set(model.signature_examples()) == served
     assert model.sample_signature_example()["num_steps"] == 3
     assert model.default_export_name == "diffusion-points"
     assert image_model.default_export_name == "diffusion"
