@@ -45,6 +45,8 @@ TINY = {
     ("flow", "iaf2d"): {"num_flows": 2, "hidden_units": (4,)},
     ("flow", "maf-tabular"): {"num_flows": 2, "hidden_units": (4,)},
     ("flow", "iaf-tabular"): {"num_flows": 2, "hidden_units": (4,)},
+    ("flow", "realnvp-mnist"): {"num_scales": 2, "steps_per_scale": 1, "filters": 4},
+    ("flow", "glow-mnist"): {"num_scales": 2, "steps_per_scale": 1, "filters": 4},
     ("diffusion", "mlp2d"): {"timesteps": 10, "hidden_units": 8, "num_layers": 1},
     # One U-Net level (its middle block still attends): tracing dominates.
     ("diffusion", "unet-mnist"): {
@@ -75,6 +77,8 @@ TINY_SHAPES = {
     ("flow", "mnist"): (4, 4, 1),
     ("flow", "maf-tabular"): (5,),
     ("flow", "iaf-tabular"): (5,),
+    ("flow", "realnvp-mnist"): (4, 4, 1),
+    ("flow", "glow-mnist"): (4, 4, 1),
     ("diffusion", "unet-mnist"): (4, 4, 1),
     ("diffusion", "unet-mnist-cond"): (4, 4, 1),
     ("diffusion", "unet-mnist-text"): (4, 4, 1),

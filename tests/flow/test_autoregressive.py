@@ -160,7 +160,7 @@ def test_presets_have_exact_sizes():
     for name, inverse in (("maf2d", False), ("iaf2d", True)):
         model = keras_genmodels.build("flow", name)
         assert isinstance(model, AutoregressiveFlow) and model.inverse is inverse
-        assert model.count_params() == 8 * per_made_2d == 36_912
+        assert model.count_params() == 16 * per_made_2d == 73_824
     d = 6
     per_made = (d * 128 + 128) + (128 * 128 + 128) + (128 * 2 * d + 2 * d) + d
     for name in ("maf-tabular", "iaf-tabular"):
