@@ -158,6 +158,15 @@ class PromptEmbedding(layers.Layer):
 
     `x_t = E_tok[id_t] + E_pos[t]`, `mask_t = 1[id_t != PAD_ID]`.
 
+    The token embeddings start at N(0, 1) and the position embeddings at
+    N(0, 0.5^2), not at Keras' uniform +-0.05: in the encoder's pre-norm
+    blocks the residual stream keeps only what the embedding puts there,
+    and from tiny embeddings the block outputs, which nearly average over
+    the prompt, swamp each token's identity. Trained that way the encoder
+    drifted to states that hardly depend on the prompt (the ten digits'
+    states differed by about 1% of their norm after 8 epochs of
+    `unet-mnist-text`, against 14% at initialisation).
+
     Args:
         max_prompt_bytes: Longest prompt; positions `0..max_prompt_bytes`.
         width: Embedding size.
@@ -181,11 +190,16 @@ class PromptEmbedding(layers.Layer):
         self.max_prompt_bytes = _check_max_bytes(max_prompt_bytes)
         self.width = check_positive_int(width, "width")
         self.token_embedding = layers.Embedding(
-            VOCAB_SIZE, self.width, name="token_embedding", dtype=self.dtype_policy
+            VOCAB_SIZE,
+            self.width,
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0),
+            name="token_embedding",
+            dtype=self.dtype_policy,
         )
         self.position_embedding = layers.Embedding(
             self.max_prompt_bytes + 1,
             self.width,
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=0.5),
             name="position_embedding",
             dtype=self.dtype_policy,
         )
