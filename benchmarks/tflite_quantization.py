@@ -65,7 +65,7 @@ SMOKE = {
     "ar": ("transformer-small", ["context_length=16", "d_model=32", "num_heads=2",
                                  "num_layers=1"]),
     "flow": ("mnist", ["num_coupling_layers=2", "hidden_units=[32]"]),
-    "diffusion": ("unet-mnist", ["base_filters=8", "channel_multipliers=[1]",
+    "diffusion": ("unet-mnist", ["base_filters=16", "channel_multipliers=[1]",
                                  "attention_resolutions=[]", "timesteps=10",
                                  "sampling_steps=4"]),
 }
