@@ -187,3 +187,14 @@ def test_litert_sample_rejects_bad_inputs(exported):
         litert_diffusion.diffusion_sample(exported.tflite, np.zeros((2, 5, 5, 1)))
     with pytest.raises(ValueError, match="unconditional"):
         litert_diffusion.diffusion_sample(exported.tflite, _noise(1), labels=[0])
+
+
+def test_litert_prompt_ids_are_the_models():
+    from keras_genmodels.conditioning.text import prompt_token_ids
+
+    prompts = ["a handwritten 7", "", "é 3"]
+    np.testing.assert_array_equal(
+        litert_diffusion.prompt_token_ids(prompts, 17), prompt_token_ids(prompts, 16)
+    )
+    with pytest.raises(ValueError, match="at most 16 UTF-8 bytes"):
+        litert_diffusion.prompt_token_ids(["x" * 17], 17)
