@@ -30,7 +30,10 @@ from keras_genmodels import model_card, serving_warmup
 REST_PORT = 8501
 #: Printed values longer than this are cut (`--json` gives them whole).
 _MAX_VALUE_CHARS = 400
-_TFLITE_NAME = re.compile(r"(?P<name>.+)-v(?P<version>\d+)\.tflite")
+# `NAME-vN.tflite`, or a quantised `NAME-vN.float16.tflite` beside it.
+_TFLITE_NAME = re.compile(
+    r"(?P<name>.+)-v(?P<version>\d+)(?:\.(?P<quantization>[a-z0-9_]+))?\.tflite"
+)
 
 
 def _versions(model_dir):
@@ -156,10 +159,13 @@ def _describe_tflite(path):
     if match:
         version_dir = os.path.join(os.path.dirname(path), match["version"])
         card = model_card.read_card(version_dir)
-        if card is not None and (card.get("tflite") or {}).get("file") == match.group(0):
+        entry = (card or {}).get("tflite") or {}
+        if match["quantization"]:
+            entry = (entry.get("quantized") or {}).get(match["quantization"]) or {}
+        if entry.get("file") == match.group(0):
             info["card"] = card
             info["card_path"] = os.path.join(version_dir, model_card.CARD_FILE)
-            info["sha256_matches_card"] = card["tflite"]["sha256"] == info["sha256"]
+            info["sha256_matches_card"] = entry.get("sha256") == info["sha256"]
     return info
 
 

@@ -14,7 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from keras_genmodels import cli, export, export_layout, model_card
+from keras_genmodels import cli, export, export_layout, inspect_export, model_card
+from keras_genmodels.evaluation import export_signatures
 from keras_genmodels.run_dir import RunDirectory
 
 # Its module-scoped run is trained once: one worker runs the module.
@@ -128,6 +129,12 @@ def test_export_quantize_end_to_end(vae_run, tmp_path, capsys):
         "rtol": export.QUANTIZED_RTOL["dynamic_int8"],
     }
     assert entry["bytes"] <= 0.35 * card["tflite"]["bytes"]
+    # `inspect` finds the quantised file's card entry, and `evaluate
+    # --export` its version's card.
+    described = inspect_export.describe(quantised)
+    assert described["card_path"] == os.path.join(base, "vae", "1", model_card.CARD_FILE)
+    assert described["sha256_matches_card"] is True
+    assert export_signatures.card_directory("tflite", quantised) == os.path.join(base, "vae", "1")
 
     assert cli.main(["export", vae_run, "--base-dir", base, "--quantize", "float16"]) == 2
     assert capsys.readouterr().err.strip() == (

@@ -77,7 +77,7 @@ def card_directory(export_format, path):
     `BASE/NAME/NAME-vN.tflite` (as `export_and_verify` names it), version N's."""
     if export_format == "savedmodel":
         return path
-    found = re.fullmatch(r".*-v(\d+)\.tflite", os.path.basename(path))
+    found = re.fullmatch(r".*-v(\d+)(?:\.[a-z0-9_]+)?\.tflite", os.path.basename(path))
     return os.path.join(os.path.dirname(path), found.group(1)) if found else path
 
 
