@@ -99,6 +99,20 @@ def run(dataset, preset_name, steps, batch_size, seed):
     }
 
 
+def write_results(args, rows):
+    """Writes the rows so far to the preset's JSON."""
+    with open(os.path.join(RESULTS, f"{result_name(args.preset)}.json"), "w") as f:
+        json.dump(
+            {
+                "command": command_line("flow_toy2d", args),
+                "machine_note": "2 shared CPU cores; timings are pessimistic.",
+                "results": rows,
+            },
+            f,
+            indent=2,
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["ring8:sigma=0.1", "moons"])
@@ -108,9 +122,11 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     os.makedirs(RESULTS, exist_ok=True)
-    rows = [
-        run(d, args.preset, args.steps, args.batch_size, args.seed) for d in args.datasets
-    ]
+    rows = []
+    for dataset in args.datasets:
+        rows.append(run(dataset, args.preset, args.steps, args.batch_size, args.seed))
+        # Written after each set, so a long run interrupted keeps what ended.
+        write_results(args, rows)
     header = (
         f"{'dataset':<18}{'preset':<12}{'params':>8}{'steps':>7}{'train s':>9}"
         f"{'test NLL':>10}{'entropy':>9}{'gap':>8}{'inv err':>10}{'logdet err':>11}"
@@ -123,16 +139,6 @@ def main():
             f"{r['train_seconds']:>9.1f}{r['test_nll']:>10.4f}{r['true_entropy']:>9.4f}"
             f"{r['nll_minus_entropy']:>8.4f}{r['max_round_trip_error']:>10.1e}"
             f"{r['max_log_det_error']:>11.1e}"
-        )
-    with open(os.path.join(RESULTS, f"{result_name(args.preset)}.json"), "w") as f:
-        json.dump(
-            {
-                "command": command_line("flow_toy2d", args),
-                "machine_note": "2 shared CPU cores; timings are pessimistic.",
-                "results": rows,
-            },
-            f,
-            indent=2,
         )
 
 
