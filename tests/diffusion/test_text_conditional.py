@@ -346,7 +346,7 @@ def test_encode_prompt_and_guided_step_signatures(trained, served):
 def test_tflite_encode_prompt_and_guided_step_match_the_savedmodel(trained, served):
     model, _, _ = trained
     signatures, lite = served
-    assert set(export.tflite_signatures(lite)) == {"encode_prompt", "denoise_step"}
+    assert set(export.tflite_signatures(lite)) == {"encode_prompt", "denoise_step", "solver_step"}
     examples = model.signature_examples(batch_size=2)
     assert _texts(examples["encode_prompt"]["token_ids"]) == list(model.default_prompts[:2])
     for name in ("encode_prompt", "denoise_step"):
