@@ -22,14 +22,25 @@ U-Net at 8 or more images on a 2-core CPU) the ceiling itself is small: the
 predict loop costs the same compute plus its per-call overhead (60-80 ms per
 step here), so no loop can beat it by a large factor.
 
+First call (`--first-call-repeats`, 0 to skip; `--first-call-only` skips
+the table above): what a script that samples once pays (tracing, graph
+optimisation, XLA compilation). Each repeat starts a fresh process per mode
+(`benchmarks.first_call`) that builds the default preset (`unet-mnist`) and
+times three equal `sample(n, seed=[1, 2])` calls with the default sampler
+(the first, the second and the warm third), plus the trace alone
+(`get_concrete_function` before the first call): `graph` is the default
+(`jit_compile=False`), `xla` is `jit_compile=True`.
+
 Run from the repository root:
 
     python -m benchmarks.diffusion_sampling_speed [--repeats 3]
+    python -m benchmarks.diffusion_sampling_speed --first-call-only --first-call-samples 1
 
-Prints a table and writes `benchmarks/results/diffusion_sampling_speed.json`.
+Prints tables and writes `benchmarks/results/diffusion_sampling_speed.json`.
 """
 
 import argparse
+import functools
 import json
 import os
 
@@ -37,7 +48,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_genmodels
-from benchmarks import best_times, merged_rows
+from benchmarks import best_times, first_call, merged_rows
 
 NAME = "diffusion_sampling_speed"
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
@@ -99,11 +110,98 @@ def network_floor(model, num_samples, steps):
     return lambda: repeated(x, t).numpy()
 
 
+FIRST_CALL_PRESET = "unet-mnist"
+
+
+def child(num_samples, mode):
+    """Times the first sampling calls of a fresh process (`report`s them)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras_genmodels.build("diffusion", FIRST_CALL_PRESET, seed=0)
+    jit_compile = mode == "xla"
+    # The traced function `sample` builds, traced alone first.
+    static, tensors = model.sample_options(num_samples, jit_compile=jit_compile)
+    fn = model.traced_function(
+        ("sample",) + tuple(sorted(static.items())),
+        functools.partial(model.sample_from_seed, **static),
+    )
+    values = {}
+    values["trace_seconds"], values["trace_cpu_seconds"], _ = first_call.timed(
+        lambda: fn.get_concrete_function(
+            tf.constant(num_samples, tf.int32), tf.constant([1, 2], tf.int32), **tensors
+        )
+    )
+    outputs = []
+    for name in ("first", "second", "warm"):
+        wall, cpu, out = first_call.timed(
+            lambda: model.sample(num_samples, seed=[1, 2], jit_compile=jit_compile)
+        )
+        values[f"{name}_seconds"], values[f"{name}_cpu_seconds"] = wall, cpu
+        outputs.append(out)
+    values["same_samples"] = all(np.array_equal(outputs[0], o) for o in outputs)
+    values["load_average_1min"] = os.getloadavg()[0]
+    first_call.report(values)
+
+
+def first_call_rows(sample_counts, repeats):
+    """First/second/warm seconds per mode and sample count, fresh processes."""
+    rows = []
+    for n in sample_counts:
+        modes = {m: (["--child", str(n), m], None) for m in ("graph", "xla")}
+        table = first_call.first_call_table(NAME, modes, repeats)
+        for mode, row in table.items():
+            rows.append({
+                "preset": FIRST_CALL_PRESET, "samples": n, "mode": mode,
+                **{k: v for k, v in row.items() if k != "runs"},
+                "same_samples": all(r["same_samples"] for r in row["runs"]),
+                "load_average_1min": [r["load_average_1min"] for r in row["runs"]],
+            })
+    print(f"first calls of {FIRST_CALL_PRESET} in fresh processes (best of {repeats}), "
+          "seconds (process CPU seconds); the trace is timed alone, before the first call")
+    print(f"{'n':>4}{'mode':>7}" + "".join(
+        f"{k:>18}" for k in ("trace", "first", "second", "warm")))
+    for r in rows:
+        print(f"{r['samples']:>4}{r['mode']:>7}" + "".join(
+            f"{r[f'{k}_seconds']:>10.2f} ({r[f'{k}_cpu_seconds']:5.2f})"
+            for k in ("trace", "first", "second", "warm")
+        ))
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--presets", nargs="*", default=None, help="only these presets")
+    parser.add_argument(
+        "--first-call-repeats", type=int, default=2,
+        help="fresh processes per first-call mode (0: skip the first-call table)",
+    )
+    parser.add_argument(
+        "--first-call-samples", type=int, nargs="+", default=[1, 64],
+        help="sample counts of the first-call table",
+    )
+    parser.add_argument(
+        "--first-call-only", action="store_true", help="only the first-call table"
+    )
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        return child(int(args.child[0]), args.child[1])
+    path = os.path.join(RESULTS, f"{NAME}.json")
+    first_rows = []
+    if args.first_call_repeats:
+        first_rows = first_call_rows(args.first_call_samples, args.first_call_repeats)
+    if args.first_call_only:
+        result = {}
+        if os.path.isfile(path):
+            with open(path) as f:
+                result = json.load(f)
+        result["first_call"] = first_call_json(first_rows, args.first_call_repeats)
+        os.makedirs(RESULTS, exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(result, f, indent=2)
+        return
     rows, models = [], {}
     for preset, n, method, steps in CASES:
         if args.presets and preset not in args.presets:
@@ -169,7 +267,6 @@ def main():
               f"{r['speedup']:>9.2f}"
               f"{r['speedup_xla_step']:>7.2f}{r['ceiling']:>9.2f}{r['max_abs_diff']:>10.2g}")
     os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, f"{NAME}.json")
     if args.presets:  # Keep the other presets' rows.
         rows = merged_rows(path, rows, key=("preset",))
     with open(path, "w") as f:
@@ -185,10 +282,19 @@ def main():
                 "note": "All columns of a row are measured in the same process, one "
                 "after the other; a row's load average above cpu_count means other "
                 "jobs shared the CPU and its timings are noisy.",
+                "first_call": first_call_json(first_rows, args.first_call_repeats),
             },
             f,
             indent=2,
         )
+
+
+def first_call_json(rows, repeats):
+    return {
+        "repeats": repeats,
+        "statistic": "best of the fresh processes, modes interleaved",
+        "rows": rows,
+    }
 
 
 if __name__ == "__main__":

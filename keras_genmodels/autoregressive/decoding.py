@@ -40,6 +40,11 @@ def noise(seed, max_new_tokens, batch, vocab_size):
     )
 
 
+def bucket_steps(max_new_tokens):
+    """The noise steps `bucketed_noise` pads `max_new_tokens` (an int) to."""
+    return max(1 << (int(max_new_tokens) - 1).bit_length(), 64)
+
+
 def bucketed_noise(uniform, max_new_tokens):
     """Pads the noise to a power-of-two number of steps (at least 64).
 

@@ -91,8 +91,12 @@ class ByteLanguageModel(GenerativeModel):
 
     data_kind = "text"
     sample_output_name = "text"
-    #: Whether `generate` XLA-compiles its cached token loop by default.
+    #: Whether `generate` XLA-compiles its cached token loop by default
+    #: (`jit_compile=None`: see `use_xla`).
     jit_generation = False
+    #: With `jit_generation`, a call of at least this many new tokens is
+    #: XLA-compiled at once: the compilation pays back within the call.
+    xla_min_new_tokens = 2048
     #: Longest sequence `call` accepts (`None`: any), which bounds the
     #: `prefix` strategy.
     max_sequence_length = None
@@ -168,6 +172,7 @@ class ByteLanguageModel(GenerativeModel):
                 ("decode_loop_xla",),
                 functools.partial(decoding.decode_loop, self._decode_step),
                 jit_compile=True,
+                autograph=False,
             )
         return decoding.cached(self._prefill, self._decode_step, prompt, *args, loop=loop)
 
@@ -196,9 +201,9 @@ class ByteLanguageModel(GenerativeModel):
                 `window_length`, sliding once full).
             jit_compile: Whether the cached token loop (or the full window's
                 forward pass) is XLA-compiled: several times faster per token
-                on a CPU for a transformer; the first call for a batch size
-                and a power-of-two bucket of `max_new_tokens` compiles it.
-                Default `jit_generation`. The exported `generate` signature
+                on a CPU for a transformer once compiled. Default `None`:
+                decided by `use_xla` (a bucket's first call runs as a graph,
+                its later ones compiled). The exported `generate` signature
                 runs the cached loop without XLA.
 
         Returns:
@@ -226,13 +231,16 @@ class ByteLanguageModel(GenerativeModel):
                 f"which must fit in {self.window_name}={limit}. Received: "
                 f"{prompt_tokens.shape[1]} + {max_new_tokens}"
             )
-        jit_compile = self.jit_generation if jit_compile is None else bool(jit_compile)
+        jit_compile = self.use_xla(jit_compile, prompt_tokens.shape[0], max_new_tokens)
         fn = self.traced_function(
             ("generate", strategy, jit_compile),
             functools.partial(
                 self._generate_graph, strategy=strategy, jit_compile=jit_compile
             ),
             input_signature=_GENERATE_SPECS,
+            # The loops use `tf.while_loop` and `tf.cond` directly: AutoGraph
+            # would only add tracing time.
+            autograph=False,
         )
         return fn(
             tf.constant(prompt_tokens, tf.int32),
@@ -242,6 +250,38 @@ class ByteLanguageModel(GenerativeModel):
             tf.constant(top_p, tf.float32),
             self.resolve_seed(seed),
         ).numpy()
+
+    def use_xla(self, jit_compile, batch_size, max_new_tokens):
+        """Whether a generation call XLA-compiles its token loop.
+
+        An explicit `jit_compile` wins. With `None` and `jit_generation`,
+        the loop is XLA-compiled when the compilation pays back: for
+        a call of at least `xla_min_new_tokens` new tokens, or from the
+        second call with the same batch size and power-of-two bucket of
+        `max_new_tokens` (`decoding.bucket_steps`). The first call of a
+        bucket runs the same loop as a graph, which gives the same tokens
+        without the compilation's cost.
+
+        Args:
+            jit_compile: `None`, `True` or `False`.
+            batch_size: Rows of the call.
+            max_new_tokens: Positive int.
+
+        Returns:
+            A bool.
+        """
+        if jit_compile is not None:
+            return bool(jit_compile)
+        if not self.jit_generation:
+            return False
+        if max_new_tokens >= self.xla_min_new_tokens:
+            return True
+        seen = self.__dict__.setdefault("_generation_buckets", set())
+        bucket = (int(batch_size), decoding.bucket_steps(max_new_tokens))
+        if bucket in seen:
+            return True
+        seen.add(bucket)
+        return False
 
     def generate(
         self, prompt, max_new_tokens=None, temperature=1.0, top_k=None, top_p=None,
@@ -336,7 +376,8 @@ class ByteLanguageModel(GenerativeModel):
             "top_k": tf.constant(top_k, tf.int32),
             "top_p": tf.constant(top_p, tf.float32),
         }
-        return {"jit_compile": self.jit_generation}, tensors
+        jit_compile = self.use_xla(None, num_samples, self._max_new_tokens(max_new_tokens))
+        return {"jit_compile": jit_compile}, tensors
 
     def sample_from_seed(
         self, num_samples, seed, max_new_tokens, temperature=1.0, top_k=0, top_p=1.0,

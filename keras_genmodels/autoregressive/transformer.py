@@ -31,7 +31,8 @@ class TransformerLM(ByteLanguageModel):
 
     `generate` fills a key/value cache from the prompt and runs the whole
     sampling loop in one `tf.function`, built once and reused (the token
-    loop inside it XLA-compiled unless `jit_compile=False`): each new token
+    loop inside it XLA-compiled from the second call of a batch size and
+    length bucket, see `use_xla`, unless `jit_compile=False`): each new token
     costs one single-position pass instead of a pass over the window. When
     the window is full the cache is refilled from the last
     `context_length // 2` tokens, so generation can run past
@@ -187,6 +188,21 @@ class TransformerLM(ByteLanguageModel):
             caches.append((tf.pad(k, paddings), tf.pad(v, paddings)))
         return self._head(x[:, -1:])[:, 0], caches
 
+    def _shared_fill_cache(self, tokens):
+        """`_fill_cache` traced once for any window and every generation loop."""
+        fn = self.traced_function(
+            ("fill_cache",),
+            self._fill_cache,
+            input_signature=[tf.TensorSpec([None, None], tf.int32)],
+            autograph=False,
+        )
+        logits, caches = fn(tf.cast(tokens, tf.int32))
+        batch = tokens.shape[0]  # Static shapes the function's outputs lost.
+        logits.set_shape([batch, None])
+        for tensor in tf.nest.flatten(caches):
+            tensor.set_shape([batch, None, self.context_length, None])
+        return logits, caches
+
     def _cache_step(self, token, caches, position):
         """Feeds `token` `(batch,)` at `position`; returns logits and caches."""
         x = self._embed(token[:, None], offset=position)
@@ -205,7 +221,7 @@ class TransformerLM(ByteLanguageModel):
         prompt_length = tf.shape(prompt)[1]
         keep = tf.minimum(prompt_length, size)
         window = prompt[:, prompt_length - keep :]
-        logits, caches = self._fill_cache(window)
+        logits, caches = self._shared_fill_cache(window)
         history = tf.pad(window, [[0, 0], [0, size - keep]])
         return logits, (caches, history, keep)
 
@@ -217,7 +233,7 @@ class TransformerLM(ByteLanguageModel):
 
         def refill():
             recent = history[:, size - half :]
-            _, new_caches = self._fill_cache(recent)
+            _, new_caches = self._shared_fill_cache(recent)
             return new_caches, tf.pad(recent, [[0, 0], [0, size - half]]), half
 
         caches, history, position = tf.cond(
