@@ -291,6 +291,8 @@ def test_signature_limits_table(served):
     }
     lm = served("transformer")[0]
     assert serving_limits.signature_limits(lm) == {
+        "decode": {"batch_size": 64},
+        "prefill": {"batch_size": 64},
         "generate": {"max_new_tokens": 1024, "prompt": 16384},
         "next_token_logits": {"batch_size": 64},
         "sample": {"max_new_tokens": 1024, "num_samples": 64},

@@ -286,6 +286,7 @@ def test_served_sample_equals_python_sample(trained, served):
     assert model.default_export_name == "diffusion-text"
     assert set(signatures) == {
         "sample", "sample_batch", "encode_prompt", "predict_noise", "denoise_step",
+        "solver_step", "sample_loop",
     }
     assert set(model.export_examples()) == set(signatures)
 
