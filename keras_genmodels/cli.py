@@ -156,6 +156,14 @@ def parser():
         "default: the model's)",
     )
     sample.add_argument(
+        "--method", default=None,
+        help="diffusion runs: the sampler, ddpm, ddim or dpmpp_2m (default: the model's)",
+    )
+    sample.add_argument(
+        "--num-steps", type=int, default=None,
+        help="diffusion runs: network calls per sample (default: the model's)",
+    )
+    sample.add_argument(
         "--out", help="output file (default RUN/samples-SEED.png, or .txt for text)"
     )
     sample.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -272,6 +280,15 @@ def cmd_sample(args):
         columns, num = num, num * len(rows)
     if args.guidance is not None:
         options["guidance_scale"] = args.guidance
+    for flag, name in (("--method", "method"), ("--num-steps", "num_steps")):
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if run["family"] != "diffusion":
+            raise CommandError(
+                f"{flag} applies to diffusion runs; {args.run} holds a {run['family']} model."
+            )
+        options[name] = value
     suffix = ".txt" if model.data_kind == "text" else ".png"
     out = run_outputs.samples_path(
         model, args.out or run_dir.file(f"samples-{args.seed}{suffix}")

@@ -131,3 +131,20 @@ def test_list_names_families_presets_and_datasets(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     assert "vae:" in out and "conv (default)" in out and "mnist-5k" in out
+
+
+def test_sample_chooses_the_diffusion_sampler(vae_run, tmp_path, capsys):
+    run = str(tmp_path / "ddpm")
+    assert cli.main(
+        ["train", "diffusion", "--preset", "mlp2d", "--dataset", "moons:num=256", "--steps", "2",
+         "--set", "hidden_units=16", "--set", "timesteps=20", "--out", run]
+    ) == 0
+    out = str(tmp_path / "points.png")
+    assert cli.main(
+        ["sample", run, "--num", "16", "--method", "dpmpp_2m", "--num-steps", "5", "--out", out]
+    ) == 0
+    assert "Wrote 16 samples" in capsys.readouterr().out and os.path.getsize(out) > 0
+    assert cli.main(["sample", run, "--method", "euler", "--out", out, "--overwrite"]) == 2
+    assert "('ddpm', 'ddim', 'dpmpp_2m'). Received: method='euler'" in capsys.readouterr().err
+    assert cli.main(["sample", vae_run, "--num-steps", "5", "--out", out, "--overwrite"]) == 2
+    assert "--num-steps applies to diffusion runs" in capsys.readouterr().err
