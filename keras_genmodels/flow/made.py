@@ -13,7 +13,11 @@ affine autoregressive transform, the `shift_and_log_scale_fn` that
 import keras
 import numpy as np
 
-from keras_genmodels.flow.networks import check_hidden_units
+from keras_genmodels.flow.networks import (
+    build_stack,
+    check_hidden_units,
+    shift_and_bounded_log_scale,
+)
 
 
 def hidden_degrees(units, event_size):
@@ -191,25 +195,14 @@ class MADE(keras.layers.Layer):
         )
 
     def build(self, input_shape):
-        shape = tuple(input_shape)
-        for layer in self.hidden_layers:
-            layer.build(shape)
-            shape = (*shape[:-1], layer.units)
-        self.output_layer.build(shape)
+        build_stack(self.hidden_layers, self.output_layer, input_shape)
         self.log_scale_factor = self.add_weight(
             shape=(self.event_size,), initializer="ones", name="log_scale_factor"
         )
         self.built = True
 
     def call(self, inputs):
-        h = inputs
-        for layer in self.hidden_layers:
-            h = layer(h)
-        h = self.output_layer(h)
-        size = self.event_size
-        shift = h[..., :size]
-        log_scale = self.log_scale_factor * keras.ops.tanh(h[..., size:])
-        return shift, log_scale
+        return shift_and_bounded_log_scale(self, inputs, self.event_size)
 
     def compute_output_spec(self, inputs):
         shape = (*inputs.shape[:-1], self.event_size)

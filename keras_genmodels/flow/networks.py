@@ -85,11 +85,7 @@ class CouplingNetwork(keras.layers.Layer):
         )
 
     def build(self, input_shape):
-        shape = tuple(input_shape)
-        for layer in self.hidden_layers:
-            layer.build(shape)
-            shape = (*shape[:-1], layer.units)
-        self.output_layer.build(shape)
+        build_stack(self.hidden_layers, self.output_layer, input_shape)
         self.log_scale_factor = self.add_weight(
             shape=(self.output_units,), initializer="ones", name="log_scale_factor"
         )
@@ -101,13 +97,7 @@ class CouplingNetwork(keras.layers.Layer):
                 f"This coupling network transforms {self.output_units} units. "
                 f"Received: output_units={output_units}"
             )
-        h = inputs
-        for layer in self.hidden_layers:
-            h = layer(h)
-        h = self.output_layer(h)
-        shift = h[..., : self.output_units]
-        log_scale = self.log_scale_factor * keras.ops.tanh(h[..., self.output_units :])
-        return shift, log_scale
+        return shift_and_bounded_log_scale(self, inputs, self.output_units)
 
     def compute_output_spec(self, inputs, output_units=None):
         shape = (*inputs.shape[:-1], self.output_units)
@@ -154,3 +144,40 @@ def coupling_networks(data_size, num_coupling_layers, num_masked, hidden_units=(
         net.build((None, num_masked))
         networks.append(net)
     return networks
+
+
+def build_stack(hidden_layers, output_layer, input_shape):
+    """Builds `hidden_layers` in turn, then `output_layer`, from `input_shape`.
+
+    The layers must have `units` (e.g. `Dense`, `MaskedDense`).
+    """
+    shape = tuple(input_shape)
+    for layer in hidden_layers:
+        layer.build(shape)
+        shape = (*shape[:-1], layer.units)
+    output_layer.build(shape)
+
+
+def shift_and_bounded_log_scale(network, inputs, size):
+    """The `(shift, log_scale)` of an affine flow layer's network.
+
+    Runs `network.hidden_layers` and `network.output_layer` and splits the
+    output's last axis at `size`: `shift = h[:size]` and
+    `log_scale = s * tanh(h[size:])` with the learned per-unit bound
+    `s = network.log_scale_factor`, which keeps early scales from
+    exploding (as the RealNVP paper's tanh scale does).
+
+    Args:
+        network: A layer with `hidden_layers`, `output_layer` (`2 * size`
+            units) and a `log_scale_factor` weight of `size`.
+        inputs: `(..., features)` tensor.
+        size: Units of the shift and of the log-scale.
+
+    Returns:
+        `(shift, log_scale)`, each `(..., size)`.
+    """
+    h = inputs
+    for layer in network.hidden_layers:
+        h = layer(h)
+    h = network.output_layer(h)
+    return h[..., :size], network.log_scale_factor * keras.ops.tanh(h[..., size:])
