@@ -29,12 +29,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_genmodels.autoregressive import decoding, sampling, tokenizer, windows
-from keras_genmodels.autoregressive.text_serving import (
-    text_endpoints,
-    text_signature_examples,
-)
+from keras_genmodels.autoregressive.text_serving import TextSignatures
 from keras_genmodels.base import GenerativeModel, check_positive_int
-from keras_genmodels.serving_limits import ServingLimits
 
 LN2 = math.log(2.0)
 
@@ -77,7 +73,7 @@ def check_vocab_size(vocab_size):
     return vocab_size
 
 
-class ByteLanguageModel(GenerativeModel):
+class ByteLanguageModel(TextSignatures, GenerativeModel):
     """Base class of the byte-level language models (see the module).
 
     Trackers: `loss` (nats per byte), `bits_per_char` (`loss / ln 2`, per
@@ -404,16 +400,6 @@ class ByteLanguageModel(GenerativeModel):
     def sample_result(self, samples):
         return [text.decode("utf-8") for text in samples.numpy()]
 
-    def sample_signature_inputs(self):
-        return [tf.TensorSpec([], tf.int32, name="max_new_tokens")]
-
-    def check_sample_inputs(self, checks, num_samples, limits, max_new_tokens):
-        limit = limits["max_new_tokens"]
-        return {"max_new_tokens": checks.count("max_new_tokens", max_new_tokens, limit)}
-
-    def sample_signature_example(self):
-        return {**super().sample_signature_example(), "max_new_tokens": np.int32(8)}
-
     # ------------------------------------------------------------------
     # Evaluation.
     # ------------------------------------------------------------------
@@ -442,40 +428,3 @@ class ByteLanguageModel(GenerativeModel):
             "bits_per_char": self.bits_per_char(tokens, batch_size),
             "num_chars": int(len(tokens)),
         }
-
-    # ------------------------------------------------------------------
-    # Export.
-    # ------------------------------------------------------------------
-    def text_serving_limits(self, signatures, defaults=None):
-        """`ServingLimits` of the text signatures plus the model's own.
-
-        `sample` allows 64 texts by default: its noise takes
-        `num_samples * max_new_tokens * vocab_size` floats.
-        """
-        return ServingLimits(
-            {
-                "generate": ("prompt", "max_new_tokens"),
-                "score": ("text",),
-                "sample": ("num_samples", "max_new_tokens"),
-                **signatures,
-            },
-            defaults={"num_samples": 64, **(defaults or {})},
-        )
-
-    def serving_endpoints(self, limits=None):
-        """`generate`, `score` and `sample`, every input checked in the graph.
-
-        Subclasses add the signatures of their network.
-
-        Args:
-            limits: Optional `{limit name: int}` replacing the defaults of
-                `serving_limits`.
-        """
-        limits = self.serving_limits.resolve(limits)
-        return {
-            **text_endpoints(self._generate_graph, self._bits_per_char, limits, self.vocab_size),
-            "sample": self.sample_endpoint(limits),
-        }
-
-    def signature_examples(self, batch_size=1):
-        return {**text_signature_examples(), "sample": self.sample_signature_example()}

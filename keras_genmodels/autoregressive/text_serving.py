@@ -4,13 +4,15 @@ Every `ByteLanguageModel` (`TransformerLM`, `RNNLanguageModel`) exports the
 same two string signatures, so TF Serving answers a REST request with a
 completion or a score and the client never handles token ids. (Their third
 text signature, `sample`, is the contract's `sample_endpoint`.)
+`TextSignatures` is the mixin that gives a `ByteLanguageModel` these
+signatures, their limits and examples.
 """
 
 import numpy as np
 import tensorflow as tf
 
 from keras_genmodels.autoregressive import tokenizer
-from keras_genmodels.serving_limits import InputChecks
+from keras_genmodels.serving_limits import InputChecks, ServingLimits
 
 
 def text_endpoints(generate_tokens, bits_per_char, limits, vocab_size=tokenizer.VOCAB_SIZE):
@@ -110,3 +112,54 @@ def text_signature_examples():
         },
         "score": {"text": np.array(b"Return the value.")},
     }
+
+
+class TextSignatures:
+    """The exported signatures every byte language model shares (a mixin of
+    `ByteLanguageModel`): `generate`, `score` and `sample`, their limits and
+    examples. Subclasses add the signatures of their network.
+    """
+
+    def sample_signature_inputs(self):
+        return [tf.TensorSpec([], tf.int32, name="max_new_tokens")]
+
+    def check_sample_inputs(self, checks, num_samples, limits, max_new_tokens):
+        limit = limits["max_new_tokens"]
+        return {"max_new_tokens": checks.count("max_new_tokens", max_new_tokens, limit)}
+
+    def sample_signature_example(self):
+        return {**super().sample_signature_example(), "max_new_tokens": np.int32(8)}
+
+    def text_serving_limits(self, signatures, defaults=None):
+        """`ServingLimits` of the text signatures plus the model's own.
+
+        `sample` allows 64 texts by default: its noise takes
+        `num_samples * max_new_tokens * vocab_size` floats.
+        """
+        return ServingLimits(
+            {
+                "generate": ("prompt", "max_new_tokens"),
+                "score": ("text",),
+                "sample": ("num_samples", "max_new_tokens"),
+                **signatures,
+            },
+            defaults={"num_samples": 64, **(defaults or {})},
+        )
+
+    def serving_endpoints(self, limits=None):
+        """`generate`, `score` and `sample`, every input checked in the graph.
+
+        Subclasses add the signatures of their network.
+
+        Args:
+            limits: Optional `{limit name: int}` replacing the defaults of
+                `serving_limits`.
+        """
+        limits = self.serving_limits.resolve(limits)
+        return {
+            **text_endpoints(self._generate_graph, self._bits_per_char, limits, self.vocab_size),
+            "sample": self.sample_endpoint(limits),
+        }
+
+    def signature_examples(self, batch_size=1):
+        return {**text_signature_examples(), "sample": self.sample_signature_example()}
