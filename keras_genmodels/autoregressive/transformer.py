@@ -400,12 +400,21 @@ class TransformerLM(ByteLanguageModel):
             limits: Optional `{limit name: int}` replacing the defaults of
                 `serving_limits`.
         """
-        endpoints = super().serving_endpoints(limits)
-        limits = self.serving_limits.resolve(limits)
-        endpoints["next_token_logits"] = self._next_token_endpoint(None, limits["batch_size"])
-        endpoints["prefill"] = kv_cache.prefill_endpoint(self, None, limits["batch_size"])
-        endpoints["decode"] = kv_cache.decode_endpoint(self, None, limits["batch_size"])
-        return endpoints
+        batch_limit = self.serving_limits.resolve(limits)["batch_size"]
+        return {
+            **super().serving_endpoints(limits),
+            **self._network_endpoints(None, batch_limit),
+        }
+
+    def _network_endpoints(self, batch_size, limit=None):
+        """`next_token_logits` (the whole window per byte) and the cached
+        `prefill` and `decode` (one position per byte); with a row `limit`
+        (serving) their inputs are checked in the graph."""
+        return {
+            "next_token_logits": self._next_token_endpoint(batch_size, limit),
+            "prefill": kv_cache.prefill_endpoint(self, batch_size, limit),
+            "decode": kv_cache.decode_endpoint(self, batch_size, limit),
+        }
 
     def _next_token_endpoint(self, batch_size, limit=None):
         """`next_token_logits`; with a row `limit` (serving) its inputs are
@@ -434,13 +443,8 @@ class TransformerLM(ByteLanguageModel):
         return next_token_logits
 
     def tflite_endpoints(self, batch_size=1):
-        """`next_token_logits` (the whole window per byte) and the cached
-        `prefill` and `decode` (one position per byte), static shapes."""
-        return {
-            "next_token_logits": self._next_token_endpoint(batch_size),
-            "prefill": kv_cache.prefill_endpoint(self, batch_size),
-            "decode": kv_cache.decode_endpoint(self, batch_size),
-        }
+        """The network's three signatures with static shapes, unchecked."""
+        return self._network_endpoints(batch_size)
 
     def signature_examples(self, batch_size=1):
         rng = np.random.default_rng(0)
