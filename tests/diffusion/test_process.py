@@ -127,7 +127,10 @@ def test_timestep_sequence():
     assert process.timestep_sequence(1).numpy().tolist() == [0]
 
 
-@pytest.mark.parametrize("method, steps", [("ddpm", 50), ("ddpm", 7), ("ddim", 50), ("ddim", 5)])
+@pytest.mark.parametrize(
+    "method, steps",
+    [("ddpm", 50), ("ddpm", 7), ("ddim", 50), ("ddim", 5), ("dpmpp_2m", 10)],
+)
 def test_samplers_with_an_oracle_return_the_single_data_point(method, steps):
     """With the exact noise of a one-point data set every sampler ends there."""
     process = GaussianDiffusion(50, "linear")

@@ -105,19 +105,6 @@ def test_three_steps_or_fewer_are_ddim(num_steps):
     np.testing.assert_allclose(solver.numpy(), ddim.numpy(), atol=1e-6)
 
 
-def test_with_an_oracle_it_returns_the_single_data_point():
-    process = GaussianDiffusion(50, "linear")
-    target = tf.constant([[0.5, -0.25]])
-    alpha_bar = tf.constant(process.np["alpha_bar"], tf.float32)
-
-    def oracle(x_t, t):
-        ab = tf.gather(alpha_bar, t)[:, None]
-        return (x_t - tf.sqrt(ab) * target) / tf.sqrt(1.0 - ab)
-
-    out = process.sample(oracle, [16, 2], tf.constant([3, 4]), 10, method="dpmpp_2m")
-    np.testing.assert_allclose(out.numpy(), np.tile(target.numpy(), (16, 1)), atol=1e-3)
-
-
 def test_clipping_bounds_the_data_prediction():
     process = GaussianDiffusion(50, "linear", clip_range=1.0)
     table = process.dpmpp_2m_table(5)
